@@ -1,0 +1,11 @@
+// Package memory is an in-process carrier for the delivery protocol, made
+// for tests: a Pipe joins a producer end and a consumer end, and can lose,
+// duplicate, reorder and delay frames, and be cut and restored, all driven
+// by a seed so a failing run can be replayed. With Options.Queue it behaves
+// like a broker's queue (frames wait for a receiver, carry a release, and
+// come back if not released), so the consumer's release logic can be tested
+// without a broker.
+//
+// A Pipe starts no goroutines; Send and Receive do their work in the
+// caller's.
+package memory

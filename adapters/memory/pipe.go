@@ -1,0 +1,288 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// ErrDisconnected is returned by Send while the pipe is cut. The frame is
+// lost; the protocol resends what it carried. Worth retrying after Restore.
+var ErrDisconnected = errors.New("memory: pipe disconnected")
+
+// FrameTooLargeError is returned by Send for a frame over the pipe's
+// MaxFrameSize. Not worth retrying with the same frame.
+type FrameTooLargeError struct {
+	Size, Limit int
+}
+
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("memory: frame of %d bytes exceeds the pipe's limit of %d bytes", e.Size, e.Limit)
+}
+
+// Faults say what a Pipe does to the frames it carries. Probabilities are
+// per frame, from 0 to 1; each direction draws from its own generator seeded
+// from Seed, so the n-th frame sent in a direction meets the same fate in
+// every run with the same seed (what the controllers send, and when, still
+// depends on scheduling).
+type Faults struct {
+	Seed      uint64
+	Loss      float64       // the frame is dropped
+	Duplicate float64       // the frame is delivered twice
+	Reorder   float64       // the frame is held back and delivered after the next one
+	Delay     time.Duration // each frame waits up to this long (uniformly) before it can be received; order is kept
+}
+
+// Options configure a Pipe. The zero value is a perfect, unbounded-size,
+// queue-less pipe.
+type Options struct {
+	Faults
+
+	// Capacity is how many frames may wait in each direction before Send
+	// blocks. Default 1024.
+	Capacity int
+
+	// MaxFrameSize makes Send refuse larger frames, and is reported to the
+	// controllers (delivery.FrameSizeLimiter). 0: no limit.
+	MaxFrameSize int
+
+	// Queue makes the pipe behave like a broker's queue rather than a
+	// connection: frames wait for an end that is not attached yet; received
+	// frames carry a Release, and those an end did not release when it closed
+	// (or when the pipe was cut) are delivered again to the next end.
+	// Without it, frames sent while no end receives are lost, like on core
+	// NATS or a TCP connection that broke.
+	Queue bool
+}
+
+// Stats counts what a pipe did, over both directions.
+type Stats struct {
+	Sent        uint64 // frames given to Send
+	Delivered   uint64 // frames returned by Receive (redeliveries and duplicates included)
+	Dropped     uint64 // frames lost: by Loss, by a cut, or for want of a receiver
+	Duplicated  uint64
+	Reordered   uint64
+	Released    uint64
+	Redelivered uint64
+	Cuts        uint64
+}
+
+// Pipe carries the frames of one stream between a producer end and a
+// consumer end, injecting the faults of its Options. An end can be closed
+// and replaced to restart that side. A Pipe starts no goroutines.
+type Pipe struct {
+	opts Options
+
+	mu         sync.Mutex
+	changed    chan struct{} // closed and replaced on every change, to wake waiters
+	toConsumer *direction
+	toProducer *direction
+	producer   *Link
+	consumer   *Link
+	cut        bool
+	nextID     uint64
+	stats      Stats
+}
+
+// direction is the queue of frames one way.
+type direction struct {
+	rng    *rand.Rand
+	queue  []item
+	held   *item // held back for reordering
+	lastAt time.Time
+}
+
+type item struct {
+	id      uint64
+	data    []byte
+	readyAt time.Time
+}
+
+// NewPipe returns a pipe with no ends attached.
+func NewPipe(opts Options) (*Pipe, error) {
+	f := opts.Faults
+	for name, p := range map[string]float64{"Loss": f.Loss, "Duplicate": f.Duplicate, "Reorder": f.Reorder} {
+		if p < 0 || p > 1 {
+			return nil, fmt.Errorf("memory: Faults.%s=%v: a probability is from 0 to 1", name, p)
+		}
+	}
+	if f.Delay < 0 || opts.Capacity < 0 || opts.MaxFrameSize < 0 {
+		return nil, errors.New("memory: Delay, Capacity and MaxFrameSize must not be negative")
+	}
+	if opts.Capacity == 0 {
+		opts.Capacity = 1024
+	}
+	return &Pipe{
+		opts:       opts,
+		changed:    make(chan struct{}),
+		toConsumer: &direction{rng: rand.New(rand.NewPCG(f.Seed, 1))},
+		toProducer: &direction{rng: rand.New(rand.NewPCG(f.Seed, 2))},
+	}, nil
+}
+
+// Producer attaches a new producer end, closing the previous one.
+func (p *Pipe) Producer() *Link { return p.attach(&p.producer, p.toConsumer, p.toProducer) }
+
+// Consumer attaches a new consumer end, closing the previous one.
+func (p *Pipe) Consumer() *Link { return p.attach(&p.consumer, p.toProducer, p.toConsumer) }
+
+func (p *Pipe) attach(slot **Link, out, in *direction) *Link {
+	p.mu.Lock()
+	old := *slot
+	p.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	l := &Link{pipe: p, out: out, in: in, unreleased: map[uint64]item{}}
+	p.mu.Lock()
+	*slot = l
+	p.broadcast()
+	p.mu.Unlock()
+	return l
+}
+
+// Cut breaks the pipe until Restore: Send fails with ErrDisconnected and
+// Receive waits. A queue-less pipe loses every frame in flight; a Queue pipe
+// keeps its queued frames and redelivers the unreleased ones, as a broker
+// does when a client's connection drops.
+func (p *Pipe) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		return
+	}
+	p.cut = true
+	p.stats.Cuts++
+	if p.opts.Queue {
+		for _, l := range []*Link{p.producer, p.consumer} {
+			if l != nil {
+				l.requeueLocked()
+			}
+		}
+	} else {
+		for _, d := range []*direction{p.toConsumer, p.toProducer} {
+			p.stats.Dropped += uint64(len(d.queue))
+			d.queue = nil
+			if d.held != nil {
+				p.stats.Dropped++
+				d.held = nil
+			}
+		}
+	}
+	p.broadcast()
+}
+
+// Restore ends a cut.
+func (p *Pipe) Restore() {
+	p.mu.Lock()
+	p.cut = false
+	p.broadcast()
+	p.mu.Unlock()
+}
+
+// Stats returns the pipe's counters.
+func (p *Pipe) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// WaitFor waits until cond holds, checking it after every change to the
+// pipe (a frame sent, received or released, a cut), or until ctx ends. cond
+// gets a snapshot of the counters and may call the pipe's and ends' methods.
+func (p *Pipe) WaitFor(ctx context.Context, cond func(Stats) bool) error {
+	for {
+		p.mu.Lock()
+		stats, changed := p.stats, p.changed
+		p.mu.Unlock()
+		if cond(stats) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("memory: waiting for a pipe condition: %w", ctx.Err())
+		}
+	}
+}
+
+// Close closes both ends.
+func (p *Pipe) Close() error {
+	p.mu.Lock()
+	ends := []*Link{p.producer, p.consumer}
+	p.mu.Unlock()
+	for _, l := range ends {
+		if l != nil {
+			l.Close()
+		}
+	}
+	return nil
+}
+
+// broadcast wakes every waiter; p.mu must be held.
+func (p *Pipe) broadcast() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// receiverAttached reports whether an open end receives from d; p.mu must
+// be held.
+func (p *Pipe) receiverAttached(d *direction) bool {
+	end := p.consumer
+	if d == p.toProducer {
+		end = p.producer
+	}
+	return end != nil && !end.closed
+}
+
+// enqueueLocked applies the faults to a frame sent into d; p.mu must be
+// held.
+func (p *Pipe) enqueueLocked(d *direction, data []byte) {
+	defer p.broadcast()
+	p.stats.Sent++
+	if !p.opts.Queue && !p.receiverAttached(d) {
+		p.stats.Dropped++
+		return
+	}
+	f := p.opts.Faults
+	if f.Loss > 0 && d.rng.Float64() < f.Loss {
+		p.stats.Dropped++
+		return
+	}
+	copies := 1
+	if f.Duplicate > 0 && d.rng.Float64() < f.Duplicate {
+		copies = 2
+		p.stats.Duplicated++
+	}
+	its := make([]item, copies)
+	for i := range its {
+		its[i] = p.newItem(d, data)
+	}
+	justHeld := false
+	if f.Reorder > 0 && d.rng.Float64() < f.Reorder && d.held == nil {
+		d.held, its, justHeld = &its[0], its[1:], true
+		p.stats.Reordered++
+	}
+	d.queue = append(d.queue, its...)
+	if d.held != nil && !justHeld {
+		// The frame held back goes behind the one just sent.
+		d.queue = append(d.queue, *d.held)
+		d.held = nil
+	}
+}
+
+func (p *Pipe) newItem(d *direction, data []byte) item {
+	p.nextID++
+	it := item{id: p.nextID, data: data}
+	if delay := p.opts.Delay; delay > 0 {
+		it.readyAt = time.Now().Add(time.Duration(d.rng.Int64N(int64(delay))))
+		if it.readyAt.Before(d.lastAt) {
+			it.readyAt = d.lastAt // a delay never reorders
+		}
+		d.lastAt = it.readyAt
+	}
+	return it
+}

@@ -1,0 +1,498 @@
+package delivery
+
+import (
+	"context"
+	"time"
+)
+
+// consumerRun is the state of one run of a ConsumerController. Only the
+// controller goroutine (run) touches it.
+type consumerRun[T any] struct {
+	c    *ConsumerController[T]
+	s    ConsumerSettings
+	pump *pump
+	out  outbox
+
+	// The numbering followed: one producer lifetime, from its first
+	// message on. gen counts numberings so that confirmations of deliveries
+	// from an abandoned one are ignored.
+	numbered      bool
+	producerID    string
+	producerEpoch uint64
+	gen           uint64
+
+	received  SeqNr // highest received in order; the next expected is received+1
+	delivered SeqNr // highest whole message pushed to the application
+	confirmed SeqNr // highest confirmed by the application
+	reported  SeqNr // confirmed as last told the producer
+	requested SeqNr // highest the producer may send
+	resending bool  // a gap was found; dropping until received+1 comes
+
+	partial    []byte // chunks of a message being reassembled
+	assembling bool
+
+	acks     []SeqNr          // messages flagged ack, not yet confirmed
+	releases []pendingRelease // frames to release once confirmed covers them
+	pushes   []readyMsg       // messages to push after the current frame
+	waiting  int              // messages in the ready queue not yet handed out
+
+	ackTimer      *time.Timer // pending report of confirmations (AckDelay)
+	ackArmed      bool
+	ackDue        bool // the delayed ack fired
+	retry         *time.Timer
+	retryArmed    bool
+	retryInterval time.Duration
+	quietSince    time.Time // last message taken in, or last retry
+	lastRegister  time.Time
+
+	stopping bool
+}
+
+type pendingRelease struct {
+	seqNr   SeqNr
+	release func()
+}
+
+func newConsumerRun[T any](c *ConsumerController[T]) *consumerRun[T] {
+	return &consumerRun[T]{
+		c:             c,
+		s:             c.settings,
+		out:           outbox{max: DefaultMaxFrameSize},
+		retryInterval: c.settings.ResendMin,
+	}
+}
+
+func (r *consumerRun[T]) run(ctx context.Context) (err error) {
+	r.pump = newPump(r.c.link, dataFrame, r.s.Logger, &r.c.stats.linkCounters)
+	pumpCtx, cancelPump := context.WithCancel(context.Background())
+	r.pump.start(pumpCtx)
+	r.retry = time.NewTimer(time.Hour)
+	r.retry.Stop()
+	defer r.retry.Stop()
+	r.ackTimer = time.NewTimer(time.Hour)
+	r.ackTimer.Stop()
+	defer r.ackTimer.Stop()
+	log := r.s.Logger.With("consumer_epoch", r.s.Epoch)
+	log.Debug("consumer controller started")
+
+	r.register()
+	r.quietSince = time.Now()
+	r.armRetry()
+
+	life := &r.c.life
+	drain := life.drain
+	in := r.pump.in
+	graceful := false
+loop:
+	for {
+		var toWriter chan<- []byte
+		frame := r.out.next()
+		if frame != nil {
+			toWriter = r.pump.out
+		}
+		select {
+		case f := <-in:
+			if err = r.onDataFrame(f); err != nil {
+				log.Error("consumer controller stops", "err", err)
+				break loop
+			}
+		case <-r.c.ready.wake:
+		case toWriter <- frame:
+			r.out.taken()
+		case <-r.retry.C:
+			r.retryArmed = false
+			r.onRetry()
+		case <-r.ackTimer.C:
+			r.ackArmed, r.ackDue = false, true // settle reads the latest confirmations, then reports
+		case <-drain:
+			drain, in = nil, nil // take no more frames
+			r.stopping = true
+		case err = <-r.pump.fatal:
+			log.Error("link failed; consumer controller stops", "err", err)
+			break loop
+		case <-life.quit:
+			break loop
+		case <-ctx.Done():
+			err = ctx.Err()
+			break loop
+		}
+		r.settle()
+		if r.stopping && r.waiting == 0 && r.confirmed == r.delivered {
+			r.reportConfirmed()
+			graceful = true
+			break loop
+		}
+	}
+
+	if graceful {
+		r.c.ready.close(ErrClosed, false)
+		r.pump.flush(&r.out, life.quit, ctx.Done())
+	} else {
+		r.c.ready.close(ErrClosed, true)
+	}
+	cancelPump()
+	r.pump.wait()
+	r.c.link.Close()
+	log.Debug("consumer controller stopped", "err", err)
+	return err
+}
+
+// settle brings the controller up to date with the application after any
+// event: confirmations release frames, answer acks and open the window.
+func (r *consumerRun[T]) settle() {
+	if len(r.pushes) > 0 {
+		r.c.ready.push(r.pushes)
+		clear(r.pushes)
+		r.pushes = r.pushes[:0]
+	}
+	st := r.c.ready.progress()
+	r.waiting = st.waiting
+	if st.confirmed > r.confirmed {
+		r.confirmed = st.confirmed
+		r.c.stats.confirmed.Store(uint64(r.confirmed))
+		r.releaseUpTo(r.confirmed)
+	}
+	requested := r.grant()
+	ackDue := r.ackDue
+	r.ackDue = false
+	for len(r.acks) > 0 && r.acks[0] <= r.confirmed {
+		r.acks = r.acks[1:]
+		ackDue = true
+	}
+	switch {
+	case requested:
+	case ackDue:
+		r.reportConfirmed()
+	case r.confirmed > r.reported && !r.ackArmed:
+		r.ackTimer.Reset(r.s.AckDelay)
+		r.ackArmed = true
+	}
+	r.c.ready.sync(r.wakeAt())
+	r.armRetry()
+}
+
+// wakeAt is the next confirmation the controller must act on: the one that
+// opens the window, answers an ack, releases a frame, lets chunks or
+// skipped numbers count as progress, or starts the delayed ack.
+func (r *consumerRun[T]) wakeAt() SeqNr {
+	at := SeqNr(0)
+	consider := func(s SeqNr) {
+		if s > r.confirmed && (at == 0 || s < at) {
+			at = s
+		}
+	}
+	if half := SeqNr(r.s.Window / 2); r.numbered && r.requested > half {
+		consider(r.requested - half)
+	}
+	if len(r.acks) > 0 {
+		consider(r.acks[0])
+	}
+	if len(r.releases) > 0 {
+		consider(r.releases[0].seqNr)
+	}
+	if r.received > r.delivered || r.stopping {
+		consider(r.delivered) // then progress is measured by what was received
+	}
+	if !r.ackArmed {
+		consider(r.reported + 1) // to start the delayed ack
+	}
+	return at
+}
+
+// grant asks for the next half window once half of the current one is used
+// up, and reports whether it sent a request.
+func (r *consumerRun[T]) grant() bool {
+	if !r.numbered || r.stopping {
+		return false
+	}
+	progress := r.confirmed
+	if r.waiting == 0 && r.confirmed == r.delivered {
+		// The application is idle: whatever was received beyond its
+		// confirmations is chunks being reassembled or messages skipped, and
+		// must not hold the window shut.
+		progress = r.received
+	}
+	if progress+SeqNr(r.s.Window/2) < r.requested {
+		return false
+	}
+	r.requested = progress + SeqNr(r.s.Window)
+	r.c.stats.requested.Store(uint64(r.requested))
+	r.sendRequest(false)
+	return true
+}
+
+func (r *consumerRun[T]) sendRequest(viaTimeout bool) {
+	var flags byte
+	if !r.s.OnlyFlowControl {
+		flags |= reqSupportResend
+	}
+	if viaTimeout {
+		flags |= reqViaTimeout
+	}
+	buf := r.out.reserve(r.controlHeader(), 1+1+2*10+1)
+	*buf = appendRequest(*buf, r.confirmed, r.requested, flags)
+	r.reported = r.confirmed
+}
+
+// reportConfirmed tells the producer how far the application confirmed,
+// without granting more.
+func (r *consumerRun[T]) reportConfirmed() {
+	if !r.numbered || r.confirmed <= r.reported {
+		return
+	}
+	buf := r.out.reserve(r.controlHeader(), 1+1+10)
+	*buf = appendSeqOnly(*buf, msgAck, r.confirmed)
+	r.reported = r.confirmed
+}
+
+func (r *consumerRun[T]) register() {
+	h := frameHeader{kind: controlFrame, consumerEpoch: r.s.Epoch, producerID: r.s.ProducerID}
+	buf := r.out.reserve(h, 2)
+	*buf = appendRegister(*buf)
+	r.lastRegister = time.Now()
+	r.c.stats.registers.Add(1)
+}
+
+func (r *consumerRun[T]) controlHeader() frameHeader {
+	return frameHeader{kind: controlFrame, producerEpoch: r.producerEpoch, consumerEpoch: r.s.Epoch, producerID: r.producerID}
+}
+
+// onDataFrame takes a frame's messages in.
+func (r *consumerRun[T]) onDataFrame(f inbound) error {
+	h := f.hdr
+	kept := SeqNr(0) // highest number from this frame that the application will confirm
+	progress := false
+	msgs := f.messages()
+	for {
+		m, ok, _ := msgs.next() // the reader checked the frame
+		if !ok {
+			break
+		}
+		if !r.follows(h) {
+			if !m.has(flagFirst) || !r.mayStart(h) {
+				r.dropForeign(h)
+				continue
+			}
+			r.start(h, m.seqNr)
+			kept = 0 // anything kept earlier in this frame belonged to the old numbering
+		}
+		switch expected := r.received + 1; {
+		case m.seqNr == expected:
+			r.resending = false
+		case m.seqNr < expected:
+			r.c.stats.duplicates.Add(1)
+			continue
+		case r.s.OnlyFlowControl:
+			// At most once: what was lost stays lost.
+			r.c.stats.lost.Add(uint64(m.seqNr - expected))
+			r.assembling, r.partial = false, nil
+		default:
+			r.c.stats.gapDrops.Add(1)
+			if !r.resending {
+				r.resending = true
+				r.sendResend()
+			}
+			continue
+		}
+		progress = true
+		r.received = m.seqNr
+		if r.take(m) {
+			kept = m.seqNr
+		}
+		if r.partialTooLarge() {
+			return &MessageTooLargeError{Size: len(r.partial), Limit: r.s.MaxMessageSize}
+		}
+	}
+	if progress {
+		r.c.stats.received.Store(uint64(r.received))
+		r.quietSince = time.Now()
+		r.retryInterval = r.s.ResendMin
+	}
+	if f.release != nil {
+		if kept == 0 || kept <= r.confirmed {
+			f.release()
+		} else {
+			r.releases = append(r.releases, pendingRelease{seqNr: kept, release: f.release})
+		}
+	}
+	return nil
+}
+
+// take reassembles and queues a message received in order. It reports
+// whether the application will see (and confirm) it.
+func (r *consumerRun[T]) take(m wireMsg) bool {
+	first, last := m.has(flagFirstChunk), m.has(flagLastChunk)
+	switch {
+	case first && last:
+		if r.assembling {
+			r.s.Logger.Warn("message started inside a chunked one; dropping the partial message", "seq_nr", m.seqNr)
+			r.assembling, r.partial = false, nil
+		}
+		r.push(m.seqNr, m.payload, m.has(flagAck))
+		return true
+	case first:
+		if r.assembling {
+			r.s.Logger.Warn("chunked message started inside another; dropping the partial message", "seq_nr", m.seqNr)
+		}
+		r.partial = append(make([]byte, 0, 2*len(m.payload)), m.payload...)
+		r.assembling = true
+		return true
+	case !r.assembling:
+		// A continuation of a message whose start was lost (or that began
+		// before this numbering did): it cannot be completed.
+		r.c.stats.lost.Add(1)
+		return false
+	default:
+		r.partial = append(r.partial, m.payload...)
+		if last {
+			r.push(m.seqNr, r.partial, m.has(flagAck))
+			r.assembling, r.partial = false, nil
+		}
+		return true
+	}
+}
+
+func (r *consumerRun[T]) partialTooLarge() bool {
+	return r.assembling && len(r.partial) > r.s.MaxMessageSize
+}
+
+func (r *consumerRun[T]) push(seqNr SeqNr, payload []byte, ack bool) {
+	r.pushes = append(r.pushes, readyMsg{seqNr: seqNr, payload: payload})
+	r.delivered = seqNr
+	r.waiting++
+	r.c.stats.delivered.Add(1)
+	if ack {
+		r.acks = append(r.acks, seqNr)
+	}
+}
+
+// follows reports whether a frame belongs to the numbering followed.
+func (r *consumerRun[T]) follows(h frameHeader) bool {
+	return r.numbered && h.producerEpoch == r.producerEpoch && h.producerID == r.producerID
+}
+
+// mayStart reports whether a first message with header h may start a new
+// numbering: the consumer has none, or it comes from a later lifetime of the
+// same producer, or from another producer taking the stream over.
+func (r *consumerRun[T]) mayStart(h frameHeader) bool {
+	switch {
+	case r.s.ProducerID != "" && h.producerID != r.s.ProducerID:
+		return false
+	case !r.numbered:
+		return true
+	case h.producerID == r.producerID:
+		return h.producerEpoch > r.producerEpoch
+	default:
+		r.s.Logger.Warn("another producer takes the stream over", "from", r.producerID, "to", h.producerID)
+		return true
+	}
+}
+
+// dropForeign drops a message of another numbering. A late one of an earlier
+// lifetime is ignored; one of a numbering this consumer could follow but
+// missed the start of makes it register, so the producer sends again from a
+// first message.
+func (r *consumerRun[T]) dropForeign(h frameHeader) {
+	switch {
+	case r.s.ProducerID != "" && h.producerID != r.s.ProducerID:
+		r.c.stats.foreign.Add(1)
+	case r.numbered && h.producerID == r.producerID && h.producerEpoch < r.producerEpoch:
+		r.c.stats.late.Add(1)
+	default:
+		r.c.stats.foreign.Add(1)
+		if time.Since(r.lastRegister) >= r.s.ResendMin {
+			r.register()
+		}
+	}
+}
+
+// start begins following the numbering of header h from seqNr.
+func (r *consumerRun[T]) start(h frameHeader, seqNr SeqNr) {
+	if r.numbered {
+		r.s.Logger.Info("following a new producer numbering",
+			"producer_id", h.producerID, "epoch", h.producerEpoch, "seq_nr", seqNr,
+			"previous_id", r.producerID, "previous_epoch", r.producerEpoch)
+	}
+	for _, p := range r.releases {
+		p.release() // abandoned with the old numbering
+	}
+	clear(r.releases)
+	r.releases = r.releases[:0]
+	r.numbered, r.producerID, r.producerEpoch = true, h.producerID, h.producerEpoch
+	r.gen++
+	base := seqNr - 1
+	r.received, r.delivered, r.confirmed, r.reported, r.requested = base, base, base, base, base
+	r.resending, r.assembling, r.partial = false, false, nil
+	r.acks, r.waiting = r.acks[:0], 0
+	clear(r.pushes)
+	r.pushes = r.pushes[:0]
+	r.c.ready.reset(r.gen, h.producerID, base)
+	r.c.stats.numberings.Add(1)
+	r.c.stats.setProducer(h.producerID, h.producerEpoch)
+	r.c.stats.received.Store(uint64(base))
+	r.c.stats.confirmed.Store(uint64(base))
+	r.c.stats.requested.Store(uint64(base))
+}
+
+func (r *consumerRun[T]) releaseUpTo(seqNr SeqNr) {
+	n := 0
+	for n < len(r.releases) && r.releases[n].seqNr <= seqNr {
+		r.releases[n].release()
+		n++
+	}
+	if n > 0 {
+		rest := copy(r.releases, r.releases[n:])
+		clear(r.releases[rest:])
+		r.releases = r.releases[:rest]
+	}
+}
+
+func (r *consumerRun[T]) sendResend() {
+	buf := r.out.reserve(r.controlHeader(), 1+1+10)
+	*buf = appendSeqOnly(*buf, msgResend, r.received+1)
+	r.c.stats.resendRequests.Add(1)
+}
+
+// armRetry keeps the retry timer running while the consumer waits for
+// something from the producer.
+func (r *consumerRun[T]) armRetry() {
+	if !r.retryArmed && r.awaitingProducer() {
+		r.retry.Reset(r.retryInterval)
+		r.retryArmed = true
+	}
+}
+
+// awaitingProducer reports whether the consumer expects something from the
+// producer: a first message, a resend, or messages within the window.
+func (r *consumerRun[T]) awaitingProducer() bool {
+	if r.stopping {
+		return false
+	}
+	return !r.numbered || r.resending || r.received < r.requested
+}
+
+// onRetry repeats the last request when nothing came for a retry interval:
+// the registration, the resend, or the window request (marked as sent by
+// the timer, so the producer resends everything unconfirmed: the last
+// message, or the request that followed it, may be lost).
+func (r *consumerRun[T]) onRetry() {
+	if !r.awaitingProducer() {
+		return
+	}
+	if idle := time.Since(r.quietSince); idle < r.retryInterval {
+		r.retry.Reset(r.retryInterval - idle)
+		r.retryArmed = true
+		return
+	}
+	r.c.stats.retries.Add(1)
+	switch {
+	case !r.numbered:
+		r.register()
+	case r.resending:
+		r.sendResend()
+	default:
+		r.sendRequest(true)
+	}
+	r.retryInterval = min(time.Duration(float64(r.retryInterval)*retryBackoff), r.s.ResendMax)
+	r.quietSince = time.Now()
+}

@@ -1,0 +1,79 @@
+// Package delivery is a reliable, ordered, flow-controlled point-to-point
+// delivery protocol, modelled on Akka's reliable delivery
+// (akka.actor.typed.delivery, Akka.Delivery in .NET), that runs over any
+// carrier of frames: a TCP connection, a message broker, or the in-memory
+// pipe of adapters/memory.
+//
+// # Roles
+//
+// A ProducerController numbers the messages the application gives it, sends
+// them within the window its consumer granted, keeps them until they are
+// confirmed and resends what was lost. A ConsumerController, at the other
+// end of the carrier, drops duplicates, asks again for what is missing,
+// reassembles chunked messages, hands the application one message at a time
+// in order, and grants more window as the application confirms.
+//
+//	producer app --Send--> ProducerController ==frames==> ConsumerController --Receive/Confirm--> consumer app
+//	                                         <==control==
+//
+// The application on the producer side sends only when asked: Send waits
+// for demand (Akka's RequestNext), TrySend fails fast with ErrNoDemand, and
+// SendWithConfirmation returns a Confirmation that resolves once the
+// consumer application confirmed the message.
+//
+// # The protocol
+//
+// Every frame carries the producer's ID and epoch. The epoch tells one
+// lifetime of a producer from the next: a consumer accepts a new numbering
+// only from a message marked first, from a larger epoch of the same
+// producer, and drops late frames of older epochs. The producer sends its
+// first message unasked and repeats it every FirstResendInterval until the
+// consumer answers; a consumer without a numbering registers, repeatedly,
+// and the producer answers a registration by sending everything
+// unconfirmed again, the oldest marked first. So either side may start
+// first, and either may restart.
+//
+// The consumer grants a window of Window sequence numbers and asks for the
+// next half window each time half is confirmed. A message above the next
+// expected number reveals a gap: the consumer asks for a resend from the
+// expected number and drops what comes until it arrives. A message below it
+// is a duplicate and is dropped. While the consumer waits for something, a
+// retry timer (ResendMin, growing 1.5 times to ResendMax) repeats its last
+// request; a window request sent by the timer makes the producer resend
+// everything unconfirmed, which recovers a lost last message.
+//
+// Messages larger than ChunkSize travel as chunks, one sequence number each,
+// and are reassembled before delivery. In only-flow-control mode nothing is
+// resent: lost messages are skipped, so delivery is at most once.
+//
+// # Guarantees
+//
+// Without a crash, whatever the carrier does (loss, duplication,
+// reordering, disconnects), the consumer application gets every message
+// once and in order. When the consumer restarts, the producer resends what
+// was not confirmed: at least once, in order. When the producer restarts
+// with no durable queue, what it had not had confirmed is lost. In
+// only-flow-control mode delivery is at most once.
+//
+// # Carriers
+//
+// A carrier implements Link: Send a frame, Receive a frame, Close. Frames
+// from a broker may carry a Release (the broker's ack); the consumer
+// controller calls it only when every message in the frame has been
+// confirmed, so a queue keeps a message until the application is done with
+// it. A link that cannot carry large frames says so with FrameSizeLimiter.
+// The wire format is versioned, length-checked, and batches many protocol
+// messages into one frame; the busier the link, the larger the batches.
+//
+// # Goroutines
+//
+// Each controller's Run starts three goroutines and waits for them before it
+// returns: the controller itself, which owns all protocol state and is
+// driven by channels; a reader, which receives and checks frames; and a
+// writer, which sends them. The mailboxes between the application and the
+// controller are the only state shared, under a mutex of their own. A
+// frame's Release is called from the consumer controller's goroutine and
+// must not block for long. Close stops a controller at once, Shutdown stops
+// it gracefully; both are safe to call from any goroutine, and Close is
+// idempotent.
+package delivery

@@ -1,0 +1,234 @@
+package delivery_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bridge-mq/bridge/adapters/memory"
+	"github.com/bridge-mq/bridge/delivery"
+)
+
+// TestGarbageFrames: random bytes among the producer's frames are counted
+// and dropped; the stream goes on, every message once and in order.
+func TestGarbageFrames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pipe, _ := memory.NewPipe(memory.Options{})
+	consumerLink := newInjectingLink(pipe.Consumer())
+	consumer, _ := delivery.NewConsumerController[[]byte](consumerLink, nil, fastConsumer)
+	ps := fastProducer
+	ps.ProducerID = "p"
+	producer, _ := delivery.NewProducerController[[]byte](pipe.Producer(), nil, ps)
+	waitConsumer := run(t, ctx, consumer)
+	waitProducer := run(t, ctx, producer)
+
+	const n, garbage = 500, 200
+	rng := rand.New(rand.NewPCG(1, 2))
+	go func() {
+		for i := range n {
+			if i < garbage {
+				junk := make([]byte, rng.IntN(64))
+				for j := range junk {
+					junk[j] = byte(rng.Uint32())
+				}
+				if len(junk) > 0 && rng.IntN(2) == 0 {
+					junk[0] = 0xBD // past the magic byte, into the parser
+				}
+				consumerLink.inject <- junk
+			}
+			if _, err := producer.Send(ctx, message(i, 16)); err != nil {
+				return
+			}
+		}
+	}()
+	got, err := consume(ctx, consumer, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnceInOrder(t, got, n)
+	if bad := consumer.Stats().BadFrames; bad != garbage {
+		t.Errorf("consumer counted %d bad frames; %d were injected", bad, garbage)
+	}
+	producer.Close()
+	consumer.Close()
+	if err := waitProducer(); err != nil {
+		t.Error(err)
+	}
+	if err := waitConsumer(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestMessageTooLarge: the producer refuses a message over MaxMessageSize
+// before taking it; a consumer asked to reassemble one larger than its own
+// limit stops with the same error rather than grow without bound.
+func TestMessageTooLarge(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pipe, _ := memory.NewPipe(memory.Options{})
+	producer, _ := delivery.NewProducerController[[]byte](pipe.Producer(), nil,
+		delivery.ProducerSettings{ProducerID: "p", MaxMessageSize: 5000, ChunkSize: 100})
+	_, err := producer.Send(ctx, make([]byte, 5001))
+	var tooLarge *delivery.MessageTooLargeError
+	if !errors.As(err, &tooLarge) || tooLarge.Size != 5001 || tooLarge.Limit != 5000 {
+		t.Fatalf("Send of 5001 bytes = %v; want a *MessageTooLargeError", err)
+	}
+	if producer.Stats().AcceptedSeqNr != 0 {
+		t.Fatal("the refused message was taken")
+	}
+
+	consumer, _ := delivery.NewConsumerController[[]byte](pipe.Consumer(), nil,
+		delivery.ConsumerSettings{MaxMessageSize: 1000})
+	waitProducer := run(t, ctx, producer)
+	waitConsumer := run(t, ctx, consumer)
+	if _, err := producer.Send(ctx, make([]byte, 4000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitConsumer(); !errors.As(err, &tooLarge) || tooLarge.Limit != 1000 {
+		t.Fatalf("consumer Run = %v; want a *MessageTooLargeError", err)
+	}
+	if _, err := consumer.Receive(ctx); !errors.Is(err, delivery.ErrClosed) {
+		t.Errorf("Receive after the consumer stopped = %v; want ErrClosed", err)
+	}
+	producer.Close()
+	waitProducer()
+}
+
+type point struct{ X, Y int }
+
+// TestUnmarshalError: a payload the consumer's serializer rejects comes with
+// an *UnmarshalError and a delivery that can be confirmed to skip it.
+func TestUnmarshalError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pipe, _ := memory.NewPipe(memory.Options{})
+	producer, _ := delivery.NewProducerController[string](pipe.Producer(), nil, delivery.ProducerSettings{ProducerID: "p"})
+	consumer, err := delivery.NewConsumerController(pipe.Consumer(), delivery.JSON[point]{}, delivery.ConsumerSettings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitProducer := run(t, ctx, producer)
+	waitConsumer := run(t, ctx, consumer)
+	go func() {
+		for _, m := range []string{`{"X":1,"Y":2}`, `not json`, `{"X":3,"Y":4}`} {
+			producer.Send(ctx, m)
+		}
+	}()
+	var got []point
+	for range 3 {
+		d, err := consumer.Receive(ctx)
+		var ue *delivery.UnmarshalError
+		switch {
+		case errors.As(err, &ue):
+			if string(ue.Payload) != "not json" || ue.SeqNr != 2 || d.SeqNr != 2 {
+				t.Errorf("unmarshal error %+v for delivery %d", ue, d.SeqNr)
+			}
+		case err != nil:
+			t.Fatal(err)
+		default:
+			got = append(got, d.Message)
+		}
+		d.Confirm()
+	}
+	if len(got) != 2 || got[0] != (point{1, 2}) || got[1] != (point{3, 4}) {
+		t.Errorf("got %v", got)
+	}
+	if err := producer.Shutdown(ctx); err != nil {
+		t.Errorf("the skipped message was not confirmed: %v", err)
+	}
+	consumer.Close()
+	waitProducer()
+	waitConsumer()
+}
+
+func TestInvalidSettings(t *testing.T) {
+	pipe, _ := memory.NewPipe(memory.Options{})
+	link := pipe.Producer()
+	for _, c := range []struct {
+		setting string
+		s       delivery.ProducerSettings
+	}{
+		{"ProducerID", delivery.ProducerSettings{}},
+		{"ProducerID", delivery.ProducerSettings{ProducerID: strings.Repeat("x", 256)}},
+		{"ProducerID", delivery.ProducerSettings{ProducerID: "\xff"}},
+		{"MaxFrameSize", delivery.ProducerSettings{ProducerID: "p", MaxFrameSize: 100}},
+		{"ChunkSize", delivery.ProducerSettings{ProducerID: "p", ChunkSize: -1}},
+		{"MaxMessageSize", delivery.ProducerSettings{ProducerID: "p", MaxMessageSize: -5}},
+		{"MaxUnconfirmed", delivery.ProducerSettings{ProducerID: "p", MaxUnconfirmed: -1}},
+		{"FirstResendInterval", delivery.ProducerSettings{ProducerID: "p", FirstResendInterval: -time.Second}},
+	} {
+		_, err := delivery.NewProducerController[[]byte](link, nil, c.s)
+		checkSettingError(t, err, c.setting)
+	}
+	for _, c := range []struct {
+		setting string
+		s       delivery.ConsumerSettings
+	}{
+		{"Window", delivery.ConsumerSettings{Window: -1}},
+		{"Window", delivery.ConsumerSettings{Window: delivery.MaxWindow + 1}},
+		{"ResendMin", delivery.ConsumerSettings{ResendMin: -time.Second}},
+		{"ResendMax", delivery.ConsumerSettings{ResendMin: time.Minute, ResendMax: time.Second}},
+		{"MaxMessageSize", delivery.ConsumerSettings{MaxMessageSize: -1}},
+	} {
+		_, err := delivery.NewConsumerController[[]byte](link, nil, c.s)
+		checkSettingError(t, err, c.setting)
+	}
+	_, err := delivery.NewConsumerController[point](link, nil, delivery.ConsumerSettings{})
+	checkSettingError(t, err, "Serializer")
+	_, err = delivery.NewProducerController[[]byte](nil, nil, delivery.ProducerSettings{ProducerID: "p"})
+	checkSettingError(t, err, "link")
+}
+
+func checkSettingError(t *testing.T, err error, setting string) {
+	t.Helper()
+	var se *delivery.SettingError
+	if !errors.As(err, &se) || !errors.Is(err, delivery.ErrInvalidSettings) {
+		t.Errorf("%s: got %v; want a *SettingError", setting, err)
+		return
+	}
+	if se.Setting != setting || !strings.Contains(err.Error(), setting) {
+		t.Errorf("error %q names %q; want %q", err, se.Setting, setting)
+	}
+}
+
+// TestLifecycle: Run runs once, Close is idempotent and closes the link even
+// if Run never ran.
+func TestLifecycle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pipe, _ := memory.NewPipe(memory.Options{})
+	producer, _ := delivery.NewProducerController[[]byte](pipe.Producer(), nil, delivery.ProducerSettings{ProducerID: "p"})
+	wait := run(t, ctx, producer)
+	if _, err := producer.Send(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	// The message leaves (and is lost: no consumer) only once Run runs.
+	if err := pipe.WaitFor(ctx, func(s memory.Stats) bool { return s.Sent > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := producer.Run(ctx); !errors.Is(err, delivery.ErrAlreadyRunning) {
+		t.Fatalf("a second Run = %v; want ErrAlreadyRunning", err)
+	}
+	producer.Close()
+	producer.Close()
+	if err := wait(); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if err := producer.Run(ctx); !errors.Is(err, delivery.ErrClosed) {
+		t.Errorf("Run after Close = %v; want ErrClosed", err)
+	}
+
+	link := pipe.Consumer()
+	consumer, _ := delivery.NewConsumerController[[]byte](link, nil, delivery.ConsumerSettings{})
+	consumer.Close()
+	if err := link.Send(ctx, []byte("x")); !errors.Is(err, delivery.ErrLinkClosed) {
+		t.Errorf("the link of a consumer closed before Run is open: Send = %v", err)
+	}
+	if _, err := consumer.Receive(ctx); !errors.Is(err, delivery.ErrClosed) {
+		t.Errorf("Receive after Close = %v; want ErrClosed", err)
+	}
+}

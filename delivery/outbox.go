@@ -1,0 +1,60 @@
+package delivery
+
+import "sync"
+
+// outbox collects the messages a controller emits into frames of at most max
+// bytes. The last frame stays open for more messages until the writer takes
+// it, so messages emitted while the writer is busy share a frame: the busier
+// the link, the larger the batches, and an idle link sends at once.
+type outbox struct {
+	frames  [][]byte
+	head    int
+	open    bool // the last frame takes more messages
+	openHdr frameHeader
+	max     int
+}
+
+// reserve returns the frame that the next n bytes of messages under header h
+// go into, starting a new frame if the open one has another header or no
+// room. The caller appends to the returned slice in place.
+func (o *outbox) reserve(h frameHeader, n int) *[]byte {
+	if o.open {
+		last := &o.frames[len(o.frames)-1]
+		if o.openHdr == h && len(*last)+n <= o.max {
+			return last
+		}
+	}
+	o.frames = append(o.frames, appendFrameHeader(getFrameBuf(), h))
+	o.open, o.openHdr = true, h
+	return &o.frames[len(o.frames)-1]
+}
+
+// next returns the oldest frame not yet handed to the writer, or nil.
+func (o *outbox) next() []byte {
+	if o.head == len(o.frames) {
+		return nil
+	}
+	return o.frames[o.head]
+}
+
+// taken records that the writer took the frame next returned.
+func (o *outbox) taken() {
+	o.frames[o.head] = nil
+	o.head++
+	if o.head == len(o.frames) {
+		o.frames, o.head, o.open = o.frames[:0], 0, false
+	}
+}
+
+// frames returned by the writer are reused; a pool keeps the steady state
+// free of allocation.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func getFrameBuf() []byte { return (*frameBufs.Get().(*[]byte))[:0] }
+
+func putFrameBuf(b []byte) {
+	if cap(b) > 4*DefaultMaxFrameSize {
+		return // an outsized buffer is not worth keeping
+	}
+	frameBufs.Put(&b)
+}

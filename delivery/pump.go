@@ -1,0 +1,169 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+)
+
+// inbound is a frame the reader has checked: a controller walks its
+// messages without errors.
+type inbound struct {
+	hdr     frameHeader
+	data    []byte
+	off     int // offset of the first message
+	release func()
+}
+
+func (f inbound) messages() frameReader {
+	return frameReader{b: f.data, off: f.off, kind: f.hdr.kind}
+}
+
+func (f inbound) doRelease() {
+	if f.release != nil {
+		f.release()
+	}
+}
+
+// linkCounters are updated by the pump's goroutines and read by Stats.
+type linkCounters struct {
+	framesSent     atomic.Uint64
+	framesReceived atomic.Uint64
+	sendErrors     atomic.Uint64
+	badFrames      atomic.Uint64
+}
+
+// pump owns the two goroutines between a controller and its link. The
+// reader receives frames, checks them, drops bad ones (releasing them, so a
+// broker does not redeliver poison) and passes the rest to the controller;
+// the writer sends the frames the controller hands it and returns their
+// buffers. Neither touches protocol state.
+type pump struct {
+	link     Link
+	expect   frameKind
+	log      *slog.Logger
+	counters *linkCounters
+
+	in    chan inbound // reader -> controller
+	out   chan []byte  // controller -> writer; unbuffered, so a frame waits in the outbox while the writer is busy
+	fatal chan error   // the link failed for good
+	// writerDone is closed when the writer returns, so a graceful stop can
+	// wait for the last frames to go out while the reader still runs.
+	writerDone chan struct{}
+	wg         sync.WaitGroup
+}
+
+func newPump(link Link, expect frameKind, log *slog.Logger, counters *linkCounters) *pump {
+	return &pump{
+		link: link, expect: expect, log: log, counters: counters,
+		in:         make(chan inbound, 16),
+		out:        make(chan []byte),
+		fatal:      make(chan error, 2),
+		writerDone: make(chan struct{}),
+	}
+}
+
+// start runs the reader until ctx ends and the writer until ctx ends or out
+// is closed.
+func (p *pump) start(ctx context.Context) {
+	p.wg.Add(2)
+	go p.read(ctx)
+	go p.write(ctx)
+}
+
+func (p *pump) wait() { p.wg.Wait() }
+
+// flush hands the writer every frame left in o, then lets the writer finish
+// the last Send and return. It gives up when quit or done is closed or the link
+// fails.
+func (p *pump) flush(o *outbox, quit, done <-chan struct{}) {
+	for f := o.next(); f != nil; f = o.next() {
+		select {
+		case p.out <- f:
+			o.taken()
+		case <-quit:
+			return
+		case <-done:
+			return
+		case <-p.writerDone:
+			return
+		}
+	}
+	close(p.out)
+	select {
+	case <-p.writerDone:
+	case <-quit:
+	case <-done:
+	}
+}
+
+func (p *pump) read(ctx context.Context) {
+	defer p.wg.Done()
+	for {
+		f, err := p.link.Receive(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.fatal <- err
+			}
+			return
+		}
+		p.counters.framesReceived.Add(1)
+		hdr, off, err := parseFrame(f.Data)
+		if err == nil && hdr.kind != p.expect {
+			err = &FrameError{Offset: 2, Reason: "a " + hdr.kind.String() + " frame where " + p.expect.String() + " frames are expected"}
+		}
+		if err != nil {
+			p.counters.badFrames.Add(1)
+			p.log.Warn("dropping bad frame", "err", err, "bytes", len(f.Data))
+			if f.Release != nil {
+				f.Release()
+			}
+			continue
+		}
+		select {
+		case p.in <- inbound{hdr: hdr, data: f.Data, off: off, release: f.Release}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (p *pump) write(ctx context.Context) {
+	defer p.wg.Done()
+	defer close(p.writerDone)
+	failing := false // log the first failure of a run of them, not each
+	for {
+		select {
+		case f, ok := <-p.out:
+			if !ok {
+				return
+			}
+			err := p.link.Send(ctx, f)
+			putFrameBuf(f)
+			switch {
+			case err == nil:
+				p.counters.framesSent.Add(1)
+				if failing {
+					failing = false
+					p.log.Info("link sends again")
+				}
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, ErrLinkClosed):
+				p.fatal <- err
+				return
+			default:
+				// The frame is lost; the protocol resends what it carried.
+				p.counters.sendErrors.Add(1)
+				if !failing {
+					failing = true
+					p.log.Warn("link send failed; the protocol will resend", "err", err)
+				}
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,242 @@
+package delivery
+
+import (
+	"log/slog"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Defaults of the settings. A zero field in ProducerSettings or
+// ConsumerSettings takes the default named here.
+const (
+	// DefaultWindow is how many sequence numbers a consumer grants a
+	// producer beyond what it has confirmed. Akka's is 50; ours is larger
+	// because a window must cover a broker's round trip at full rate: see the
+	// README's figures.
+	DefaultWindow = 1000
+
+	// DefaultResendMin is the consumer's first retry interval: after this
+	// long without a message while it waits for one, it repeats its last
+	// request (register, request or resend). Each retry grows the interval
+	// 1.5 times up to DefaultResendMax; a message resets it.
+	DefaultResendMin = time.Second
+	// DefaultResendMax caps the consumer's retry interval.
+	DefaultResendMax = 30 * time.Second
+
+	// DefaultAckDelay is the longest a consumer keeps a confirmation to
+	// itself when no window request carries it.
+	DefaultAckDelay = 10 * time.Millisecond
+
+	// DefaultFirstResendInterval is how often a producer repeats the first
+	// message of a numbering, sent before the consumer asked, until the
+	// consumer answers.
+	DefaultFirstResendInterval = time.Second
+
+	// DefaultChunkSize is the largest payload one sequenced message carries;
+	// larger messages are split into chunks of this size.
+	DefaultChunkSize = 256 << 10
+	// DefaultMaxFrameSize bounds the frames a producer writes. A carrier
+	// with a lower limit (FrameSizeLimiter) lowers it.
+	DefaultMaxFrameSize = 1 << 20
+	// DefaultMaxMessageSize bounds one message, chunked or not, on both
+	// sides.
+	DefaultMaxMessageSize = 16 << 20
+	// DefaultMaxUnconfirmed bounds what a producer buffers (sent and not
+	// confirmed, plus accepted and not sent), whatever window its consumer
+	// grants.
+	DefaultMaxUnconfirmed = 1 << 16
+
+	// MaxWindow is the largest window a consumer may grant.
+	MaxWindow = 1 << 20
+	// minFrameSize is the smallest MaxFrameSize accepted: room for a header
+	// and a useful chunk.
+	minFrameSize = 1 << 10
+	// retryBackoff is the factor by which the consumer's retry interval grows.
+	retryBackoff = 1.5
+)
+
+// ProducerSettings configure a ProducerController. The zero value of every
+// field but ProducerID means its default.
+type ProducerSettings struct {
+	// ProducerID names the producer; it is in every frame. Required: 1 to
+	// 255 bytes of UTF-8. Keep it stable across restarts.
+	ProducerID string
+
+	// Epoch tells this lifetime of the producer from earlier ones; a
+	// consumer accepts a new numbering only from a larger epoch of the same
+	// producer and drops late frames of older ones. Default: the wall
+	// clock in nanoseconds at construction, so it grows across restarts as
+	// long as the clock (on whichever host the producer restarts) does not
+	// go back by more than the restart took.
+	Epoch uint64
+
+	// ChunkSize is the largest payload of one sequenced message. Larger
+	// messages are split into chunks, each with its own sequence number.
+	// Default DefaultChunkSize; lowered to fit MaxFrameSize.
+	ChunkSize int
+
+	// MaxFrameSize bounds each frame written to the link. Default
+	// DefaultMaxFrameSize; at least 1 KiB; lowered to the link's limit if it
+	// reports one.
+	MaxFrameSize int
+
+	// MaxMessageSize bounds a serialized message; Send refuses larger ones
+	// with a *MessageTooLargeError. Default DefaultMaxMessageSize.
+	MaxMessageSize int
+
+	// MaxUnconfirmed bounds the sequence numbers the producer holds, sent or
+	// not, whatever window the consumer grants. Default
+	// DefaultMaxUnconfirmed.
+	MaxUnconfirmed int
+
+	// FirstResendInterval is how often the first message of a numbering is
+	// sent again until the consumer answers. Default
+	// DefaultFirstResendInterval.
+	FirstResendInterval time.Duration
+
+	// Logger receives the controller's logs. Default: none.
+	Logger *slog.Logger
+}
+
+func (s ProducerSettings) withDefaults() (ProducerSettings, error) {
+	if s.ProducerID == "" || len(s.ProducerID) > maxProducerIDLen || !utf8.ValidString(s.ProducerID) {
+		return s, &SettingError{Setting: "ProducerID", Value: s.ProducerID, Reason: "required: 1 to 255 bytes of UTF-8"}
+	}
+	if s.Epoch == 0 {
+		s.Epoch = uint64(time.Now().UnixNano())
+	}
+	var err error
+	if s.MaxFrameSize, err = sizeSetting("MaxFrameSize", s.MaxFrameSize, DefaultMaxFrameSize, minFrameSize); err != nil {
+		return s, err
+	}
+	if s.ChunkSize, err = sizeSetting("ChunkSize", s.ChunkSize, DefaultChunkSize, 1); err != nil {
+		return s, err
+	}
+	if s.MaxMessageSize, err = sizeSetting("MaxMessageSize", s.MaxMessageSize, DefaultMaxMessageSize, 1); err != nil {
+		return s, err
+	}
+	if s.MaxUnconfirmed, err = sizeSetting("MaxUnconfirmed", s.MaxUnconfirmed, DefaultMaxUnconfirmed, 1); err != nil {
+		return s, err
+	}
+	if s.FirstResendInterval, err = durationSetting("FirstResendInterval", s.FirstResendInterval, DefaultFirstResendInterval); err != nil {
+		return s, err
+	}
+	if s.Logger == nil {
+		s.Logger = discardLogger
+	}
+	return s, nil
+}
+
+// fitChunk lowers the chunk size so that a frame holding one chunk fits in
+// maxFrame.
+func fitChunk(chunkSize, maxFrame int) int {
+	if room := maxFrame - frameHeaderMax - seqMessageOverhead; chunkSize > room {
+		return room
+	}
+	return chunkSize
+}
+
+// ConsumerSettings configure a ConsumerController. The zero value of every
+// field means its default.
+type ConsumerSettings struct {
+	// ProducerID, when set, makes the consumer accept only that producer and
+	// address its registrations to it. Default: any producer on the link.
+	ProducerID string
+
+	// Epoch tells this lifetime of the consumer from others: a producer
+	// that hears from a new one treats it as a new consumer. Default: the
+	// wall clock in nanoseconds at construction.
+	Epoch uint64
+
+	// Window is how many sequence numbers the consumer lets the producer
+	// send beyond what the application confirmed. It asks for the next half
+	// window each time half of it has been confirmed. 1 to MaxWindow;
+	// default DefaultWindow.
+	Window int
+
+	// ResendMin is the first retry interval: how long the consumer waits for
+	// a message it asked for before asking again. Default DefaultResendMin.
+	ResendMin time.Duration
+	// ResendMax caps the retry interval, which grows 1.5 times per retry.
+	// Default DefaultResendMax; not below ResendMin.
+	ResendMax time.Duration
+
+	// AckDelay is the longest the consumer waits before telling the
+	// producer what the application confirmed, when no window request
+	// (sent each half window) tells it sooner. It bounds how long a
+	// producer's confirmation replies and Shutdown wait on a quiet stream,
+	// at the cost of at most one small frame per AckDelay. Default
+	// DefaultAckDelay.
+	AckDelay time.Duration
+
+	// OnlyFlowControl turns resending off: lost messages are skipped, so
+	// delivery is at most once, in order. The producer then keeps nothing
+	// for resend.
+	OnlyFlowControl bool
+
+	// MaxMessageSize bounds a reassembled chunked message. A producer that
+	// sends a larger one stops the consumer with a *MessageTooLargeError.
+	// Default DefaultMaxMessageSize.
+	MaxMessageSize int
+
+	// Logger receives the controller's logs. Default: none.
+	Logger *slog.Logger
+}
+
+func (s ConsumerSettings) withDefaults() (ConsumerSettings, error) {
+	if len(s.ProducerID) > maxProducerIDLen || !utf8.ValidString(s.ProducerID) {
+		return s, &SettingError{Setting: "ProducerID", Value: s.ProducerID, Reason: "at most 255 bytes of UTF-8"}
+	}
+	if s.Epoch == 0 {
+		s.Epoch = uint64(time.Now().UnixNano())
+	}
+	var err error
+	if s.Window, err = sizeSetting("Window", s.Window, DefaultWindow, 1); err != nil {
+		return s, err
+	}
+	if s.Window > MaxWindow {
+		return s, &SettingError{Setting: "Window", Value: s.Window, Reason: "at most 1048576"}
+	}
+	if s.ResendMin, err = durationSetting("ResendMin", s.ResendMin, DefaultResendMin); err != nil {
+		return s, err
+	}
+	if s.ResendMax, err = durationSetting("ResendMax", s.ResendMax, DefaultResendMax); err != nil {
+		return s, err
+	}
+	if s.ResendMax < s.ResendMin {
+		return s, &SettingError{Setting: "ResendMax", Value: s.ResendMax, Reason: "must not be below ResendMin (" + s.ResendMin.String() + ")"}
+	}
+	if s.MaxMessageSize, err = sizeSetting("MaxMessageSize", s.MaxMessageSize, DefaultMaxMessageSize, 1); err != nil {
+		return s, err
+	}
+	if s.AckDelay, err = durationSetting("AckDelay", s.AckDelay, DefaultAckDelay); err != nil {
+		return s, err
+	}
+	if s.Logger == nil {
+		s.Logger = discardLogger
+	}
+	return s, nil
+}
+
+func sizeSetting(name string, v, def, min int) (int, error) {
+	switch {
+	case v == 0:
+		return def, nil
+	case v < min:
+		return v, &SettingError{Setting: name, Value: v, Reason: "must be at least " + strconv.Itoa(min)}
+	}
+	return v, nil
+}
+
+func durationSetting(name string, v, def time.Duration) (time.Duration, error) {
+	switch {
+	case v == 0:
+		return def, nil
+	case v < 0:
+		return v, &SettingError{Setting: name, Value: v, Reason: "must be positive"}
+	}
+	return v, nil
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)

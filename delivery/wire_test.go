@@ -1,0 +1,211 @@
+package delivery
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// encodeFrame writes a frame holding msgs; a test helper mirroring what the
+// controllers write.
+func encodeFrame(h frameHeader, msgs []wireMsg) []byte {
+	b := appendFrameHeader(nil, h)
+	for _, m := range msgs {
+		switch m.typ {
+		case msgSequenced:
+			b = appendSequenced(b, m.flags, m.seqNr, m.payload)
+		case msgRegister:
+			b = appendRegister(b)
+		case msgRequest:
+			b = appendRequest(b, m.seqNr, m.upTo, m.flags)
+		case msgAck, msgResend:
+			b = appendSeqOnly(b, m.typ, m.seqNr)
+		}
+	}
+	return b
+}
+
+// decodeFrame parses a frame and returns its header and messages.
+func decodeFrame(b []byte) (frameHeader, []wireMsg, error) {
+	h, off, err := parseFrame(b)
+	if err != nil {
+		return h, nil, err
+	}
+	r := frameReader{b: b, off: off, kind: h.kind}
+	var msgs []wireMsg
+	for {
+		m, ok, err := r.next()
+		if err != nil {
+			return h, nil, err
+		}
+		if !ok {
+			return h, msgs, nil
+		}
+		msgs = append(msgs, m)
+	}
+}
+
+func sampleFrames() []struct {
+	h    frameHeader
+	msgs []wireMsg
+} {
+	big := bytes.Repeat([]byte("x"), 70000)
+	return []struct {
+		h    frameHeader
+		msgs []wireMsg
+	}{
+		{frameHeader{kind: dataFrame, producerEpoch: 1, consumerEpoch: 0, producerID: "p"}, []wireMsg{
+			{typ: msgSequenced, flags: flagFirst | flagFirstChunk | flagLastChunk, seqNr: 1, payload: []byte("hello")},
+			{typ: msgSequenced, flags: flagFirstChunk, seqNr: 2, payload: big},
+			{typ: msgSequenced, flags: flagLastChunk | flagAck, seqNr: 3, payload: []byte{}},
+		}},
+		{frameHeader{kind: dataFrame, producerEpoch: math.MaxUint64, consumerEpoch: math.MaxUint64, producerID: strings.Repeat("é", 127)}, []wireMsg{
+			{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk, seqNr: math.MaxUint64, payload: []byte("z")},
+		}},
+		{frameHeader{kind: controlFrame, producerEpoch: 0, consumerEpoch: 42, producerID: ""}, []wireMsg{
+			{typ: msgRegister},
+		}},
+		{frameHeader{kind: controlFrame, producerEpoch: 7, consumerEpoch: 42, producerID: "orders"}, []wireMsg{
+			{typ: msgRequest, seqNr: 10, upTo: 1010, flags: reqSupportResend},
+			{typ: msgRequest, seqNr: 0, upTo: 0, flags: reqSupportResend | reqViaTimeout},
+			{typ: msgAck, seqNr: 11},
+			{typ: msgResend, seqNr: 12},
+		}},
+		{frameHeader{kind: controlFrame, producerEpoch: 7, consumerEpoch: 42, producerID: "orders"}, nil},
+	}
+}
+
+func TestWireRoundTrip(t *testing.T) {
+	for i, f := range sampleFrames() {
+		b := encodeFrame(f.h, f.msgs)
+		h, msgs, err := decodeFrame(b)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if h != f.h {
+			t.Errorf("frame %d: header %+v, want %+v", i, h, f.h)
+		}
+		for j := range f.msgs {
+			if f.msgs[j].payload == nil && f.msgs[j].typ == msgSequenced {
+				f.msgs[j].payload = []byte{}
+			}
+		}
+		if len(msgs) != len(f.msgs) || (len(msgs) > 0 && !reflect.DeepEqual(msgs, f.msgs)) {
+			t.Errorf("frame %d: messages %+v, want %+v", i, msgs, f.msgs)
+		}
+		for _, m := range f.msgs {
+			if m.typ == msgSequenced {
+				// The size the producer reserves is exact.
+				if got := len(appendSequenced(nil, m.flags, m.seqNr, m.payload)); got != sequencedSize(m.seqNr, len(m.payload)) {
+					t.Errorf("sequencedSize(%d, %d) = %d, appended %d", m.seqNr, len(m.payload), sequencedSize(m.seqNr, len(m.payload)), got)
+				}
+			}
+		}
+	}
+}
+
+func TestWireRejects(t *testing.T) {
+	valid := encodeFrame(frameHeader{kind: controlFrame, producerEpoch: 1, consumerEpoch: 2, producerID: "p"},
+		[]wireMsg{{typ: msgAck, seqNr: 5}})
+	data := encodeFrame(frameHeader{kind: dataFrame, producerEpoch: 1, producerID: "p"},
+		[]wireMsg{{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk, seqNr: 1, payload: []byte("ab")}})
+	mutate := func(b []byte, f func([]byte) []byte) []byte { return f(append([]byte(nil), b...)) }
+	cases := []struct {
+		name    string
+		b       []byte
+		want    string
+		version bool
+	}{
+		{"empty", nil, "shorter than a frame header", false},
+		{"bad magic", mutate(valid, func(b []byte) []byte { b[0] = 'G'; return b }), "bad magic", false},
+		{"future version", mutate(valid, func(b []byte) []byte { b[1] = 2; return b }), "wire version 2", true},
+		{"unknown kind", mutate(valid, func(b []byte) []byte { b[2] = 9; return b }), "unknown frame kind", false},
+		{"truncated header", valid[:4], "consumer epoch missing", false},
+		{"no producer ID length", valid[:5], "before the producer ID", false},
+		{"epoch varint overflow", append([]byte{wireMagic, wireVersion, 2}, bytes.Repeat([]byte{0xff}, 11)...), "not a valid varint", false},
+		{"ID overruns", []byte{wireMagic, wireVersion, 2, 1, 1, 200, 'p'}, "overruns the frame", false},
+		{"ID not UTF-8", []byte{wireMagic, wireVersion, 2, 1, 1, 1, 0xff}, "UTF-8", false},
+		{"message overruns", mutate(valid, func(b []byte) []byte { b[len(b)-2] = 100; return b }), "overruns the frame", false},
+		{"truncated message", valid[:len(valid)-1], "overruns the frame", false},
+		{"unknown message type", mutate(valid, func(b []byte) []byte { b[len(b)-3] = 99; return b }), "unknown message type", false},
+		{"sequenced in a control frame", mutate(data, func(b []byte) []byte { b[2] = 2; return b }), "in a control frame", false},
+		{"ack in a data frame", mutate(valid, func(b []byte) []byte { b[2] = 1; return b }), "in a data frame", false},
+		{"unknown flags", mutate(data, func(b []byte) []byte { b[len(b)-4] = 0x80; return b }), "unknown message flags", false},
+		{"sequence number 0", mutate(data, func(b []byte) []byte { b[len(b)-3] = 0; return b }), "sequence number 0", false},
+		{"request below confirmed", encodeFrame(frameHeader{kind: controlFrame}, []wireMsg{{typ: msgRequest, seqNr: 9, upTo: 3}}), "below confirmed", false},
+		{"ack with trailing bytes", append(mutate(valid, func(b []byte) []byte { b[len(b)-2] = 2; return b }), 0), "trailing bytes", false},
+	}
+	for _, c := range cases {
+		_, _, err := decodeFrame(c.b)
+		if err == nil {
+			t.Errorf("%s: decoded", c.name)
+			continue
+		}
+		var fe *FrameError
+		if !errors.As(err, &fe) || !errors.Is(err, ErrMalformedFrame) {
+			t.Errorf("%s: %v is not a *FrameError matching ErrMalformedFrame", c.name, err)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %q does not say %q", c.name, err, c.want)
+		}
+		if errors.Is(err, ErrUnsupportedVersion) != c.version {
+			t.Errorf("%s: errors.Is(ErrUnsupportedVersion) = %v", c.name, !c.version)
+		}
+	}
+}
+
+// TestWireDecodeAllocatesNothing: checking a frame allocates nothing but the
+// producer ID, whatever the frame claims.
+func TestWireDecodeAllocatesNothing(t *testing.T) {
+	msgs := make([]wireMsg, 10000)
+	for i := range msgs {
+		msgs[i] = wireMsg{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk, seqNr: SeqNr(i + 1), payload: []byte("0123456789")}
+	}
+	b := encodeFrame(frameHeader{kind: dataFrame, producerEpoch: 1, producerID: "p"}, msgs)
+	allocs := testing.AllocsPerRun(10, func() {
+		if _, _, err := parseFrame(b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 1 {
+		t.Errorf("parseFrame allocated %v times; want at most 1 (the ID)", allocs)
+	}
+}
+
+// FuzzDecodeFrame feeds the decoder arbitrary bytes: it must return an error
+// or a frame, never panic, and a frame it accepts must survive re-encoding.
+func FuzzDecodeFrame(f *testing.F) {
+	for _, s := range sampleFrames() {
+		f.Add(encodeFrame(s.h, s.msgs))
+	}
+	f.Add([]byte{wireMagic, wireVersion, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, msgs, err := decodeFrame(b)
+		if err != nil {
+			var fe *FrameError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a *FrameError", err)
+			}
+			if fe.Offset < 0 || fe.Offset > len(b) {
+				t.Fatalf("error offset %d outside a frame of %d bytes", fe.Offset, len(b))
+			}
+			return
+		}
+		h2, msgs2, err := decodeFrame(encodeFrame(h, msgs))
+		if err != nil {
+			t.Fatalf("re-encoded frame does not decode: %v", err)
+		}
+		if h2 != h || len(msgs2) != len(msgs) {
+			t.Fatalf("re-encoding changed the frame: %+v %d vs %+v %d", h, len(msgs), h2, len(msgs2))
+		}
+		for i := range msgs {
+			a, b := msgs[i], msgs2[i]
+			if a.typ != b.typ || a.flags != b.flags || a.seqNr != b.seqNr || a.upTo != b.upTo || !bytes.Equal(a.payload, b.payload) {
+				t.Fatalf("message %d changed: %+v vs %+v", i, a, b)
+			}
+		}
+	})
+}
