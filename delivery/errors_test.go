@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/memory"
 	"github.com/bridge-mq/bridge/delivery"
 )
@@ -40,7 +41,7 @@ func TestGarbageFrames(t *testing.T) {
 				}
 				consumerLink.inject <- junk
 			}
-			if _, err := producer.Send(ctx, message(i, 16)); err != nil {
+			if _, err := producer.Send(ctx, adaptertest.Payload(i, 16)); err != nil {
 				return
 			}
 		}
@@ -49,7 +50,7 @@ func TestGarbageFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkExactlyOnceInOrder(t, got, n)
+	adaptertest.CheckExactlyOnceInOrder(t, got, n)
 	if bad := consumer.Stats().BadFrames; bad != garbage {
 		t.Errorf("consumer counted %d bad frames; %d were injected", bad, garbage)
 	}

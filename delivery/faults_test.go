@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/memory"
 	"github.com/bridge-mq/bridge/delivery"
 )
@@ -71,7 +72,7 @@ func streamOverFaults(t *testing.T, faults memory.Faults, window int, chunked bo
 	go func() {
 		defer close(confirmations)
 		for i := range n {
-			msg := message(i, sz[i])
+			msg := adaptertest.Payload(i, sz[i])
 			if i%7 == 0 {
 				c, err := producer.SendWithConfirmation(ctx, msg)
 				if err != nil {
@@ -92,7 +93,7 @@ func streamOverFaults(t *testing.T, faults memory.Faults, window int, chunked bo
 	if err != nil {
 		t.Fatalf("consumer after %d messages: %v (pipe %+v)", len(got), err, pipe.Stats())
 	}
-	checkExactlyOnceInOrder(t, got, n)
+	adaptertest.CheckExactlyOnceInOrder(t, got, n)
 	for c := range confirmations {
 		if err := c.Wait(ctx); err != nil {
 			t.Fatalf("confirmation of %d: %v", c.SeqNr(), err)

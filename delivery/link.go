@@ -1,6 +1,9 @@
 package delivery
 
-import "context"
+import (
+	"context"
+	"strconv"
+)
 
 // Link is the carrier contract: one end of a stream's duplex link of frames.
 // A producer controller sends data frames on it and receives control frames;
@@ -51,4 +54,39 @@ type Frame struct {
 // the controllers keep their frames and chunks under it.
 type FrameSizeLimiter interface {
 	MaxFrameSize() int
+}
+
+// End names the end of a stream a link serves: the producer end sends data
+// frames and receives control frames, the consumer end the reverse.
+// Carriers that route the two directions differently (a subject, queue or
+// topic each) take it when a link is made.
+type End int
+
+const (
+	ProducerEnd End = iota + 1
+	ConsumerEnd
+)
+
+func (e End) String() string {
+	switch e {
+	case ProducerEnd:
+		return "producer"
+	case ConsumerEnd:
+		return "consumer"
+	}
+	return "End(" + strconv.Itoa(int(e)) + ")"
+}
+
+// LinkStatus is a carrier's view of its connection.
+type LinkStatus struct {
+	Connected  bool   // the link can reach the other end (or its broker) now
+	Reconnects uint64 // connections re-established after a loss, over the link's lifetime
+}
+
+// StatusReporter is an optional Link capability: a carrier that connects to
+// something says whether it is connected and how often it reconnected, for
+// readiness checks and metrics. A link without it is taken to be always
+// connected.
+type StatusReporter interface {
+	Status() LinkStatus
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/memory"
 	"github.com/bridge-mq/bridge/delivery"
 )
@@ -20,7 +21,7 @@ func TestConsumerRegistersWithProducer(t *testing.T) {
 	producer, _ := delivery.NewProducerController[[]byte](pipe.Producer(), nil,
 		delivery.ProducerSettings{ProducerID: "p", FirstResendInterval: time.Hour})
 	waitProducer := run(t, ctx, producer)
-	if _, err := producer.Send(ctx, message(0, 8)); err != nil {
+	if _, err := producer.Send(ctx, adaptertest.Payload(0, 8)); err != nil {
 		t.Fatal(err)
 	}
 	if err := pipe.WaitFor(ctx, func(s memory.Stats) bool { return s.Dropped == 1 }); err != nil {
@@ -34,7 +35,7 @@ func TestConsumerRegistersWithProducer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkExactlyOnceInOrder(t, got, 1)
+	adaptertest.CheckExactlyOnceInOrder(t, got, 1)
 	if producer.Stats().Registrations == 0 {
 		t.Error("delivered without a registration")
 	}
@@ -63,7 +64,7 @@ func TestProducerToldItsConsumer(t *testing.T) {
 	waitProducer := run(t, ctx, producer)
 	go func() {
 		for i := range 100 {
-			if _, err := producer.Send(ctx, message(i, 8)); err != nil {
+			if _, err := producer.Send(ctx, adaptertest.Payload(i, 8)); err != nil {
 				return
 			}
 		}
@@ -72,7 +73,7 @@ func TestProducerToldItsConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkExactlyOnceInOrder(t, got, 100)
+	adaptertest.CheckExactlyOnceInOrder(t, got, 100)
 	if n := producer.Stats().Registrations; n != 0 {
 		t.Errorf("producer saw %d registrations; the test wants none to arrive", n)
 	}
@@ -105,7 +106,7 @@ func TestOnlyFlowControl(t *testing.T) {
 		const n = 2000
 		go func() {
 			for i := 0; ; i++ {
-				if _, err := producer.Send(ctx, message(i, 16)); err != nil {
+				if _, err := producer.Send(ctx, adaptertest.Payload(i, 16)); err != nil {
 					return
 				}
 			}
@@ -116,7 +117,7 @@ func TestOnlyFlowControl(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v after %d; producer %+v consumer %+v pipe %+v", err, len(got), producer.Stats(), consumer.Stats(), pipe.Stats())
 			}
-			i, err := messageIndex(d.Message)
+			i, err := adaptertest.Index(d.Message)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +160,7 @@ func TestDeliverThenStop(t *testing.T) {
 	const n = 1000
 	go func() {
 		for i := range n {
-			if _, err := producer.Send(ctx, message(i, 16)); err != nil {
+			if _, err := producer.Send(ctx, adaptertest.Payload(i, 16)); err != nil {
 				return
 			}
 		}
@@ -181,7 +182,7 @@ func TestDeliverThenStop(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			i, _ := messageIndex(d.Message)
+			i, _ := adaptertest.Index(d.Message)
 			got = append(got, i)
 			d.Confirm()
 			if life == 0 && len(got) == 300 {
@@ -207,7 +208,7 @@ func TestDeliverThenStop(t *testing.T) {
 		t.Logf("lifetime %d: messages %d to %d", life, got[0], got[len(got)-1])
 		all = append(all, got...)
 	}
-	checkExactlyOnceInOrder(t, all, n)
+	adaptertest.CheckExactlyOnceInOrder(t, all, n)
 	if err := producer.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestProducerShutdownTimesOut(t *testing.T) {
 	pipe, _ := memory.NewPipe(memory.Options{})
 	producer, _ := delivery.NewProducerController[[]byte](pipe.Producer(), nil, delivery.ProducerSettings{ProducerID: "p"})
 	waitProducer := run(t, ctx, producer)
-	c, err := producer.SendWithConfirmation(ctx, message(0, 8))
+	c, err := producer.SendWithConfirmation(ctx, adaptertest.Payload(0, 8))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ func TestProducerShutdownTimesOut(t *testing.T) {
 	if err := c.Wait(ctx); !errors.Is(err, delivery.ErrClosed) {
 		t.Errorf("pending confirmation = %v; want ErrClosed", err)
 	}
-	if _, err := producer.Send(ctx, message(1, 8)); !errors.Is(err, delivery.ErrClosed) {
+	if _, err := producer.Send(ctx, adaptertest.Payload(1, 8)); !errors.Is(err, delivery.ErrClosed) {
 		t.Errorf("Send after shutdown = %v; want ErrClosed", err)
 	}
 	if err := waitProducer(); err != nil {
@@ -265,7 +266,7 @@ func TestReleaseAfterConfirm(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := producer.Send(ctx, message(0, 8)); err != nil {
+	if _, err := producer.Send(ctx, adaptertest.Payload(0, 8)); err != nil {
 		t.Fatal(err)
 	}
 	d, err := consumer.Receive(ctx)
@@ -282,7 +283,7 @@ func TestReleaseAfterConfirm(t *testing.T) {
 
 	go func() {
 		for i := 1; i < 500; i++ {
-			producer.Send(ctx, message(i, 8))
+			producer.Send(ctx, adaptertest.Payload(i, 8))
 		}
 	}()
 	if _, err := consume(ctx, consumer, 499); err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/memory"
 	"github.com/bridge-mq/bridge/delivery"
 )
@@ -48,7 +49,7 @@ func consumerRestarts(t *testing.T, opts memory.Options, n, restarts int) {
 	waitProducer := run(t, ctx, producer)
 	go func() {
 		for i := range n {
-			if _, err := producer.Send(ctx, message(i, 32)); err != nil {
+			if _, err := producer.Send(ctx, adaptertest.Payload(i, 32)); err != nil {
 				return
 			}
 		}
@@ -69,7 +70,7 @@ func consumerRestarts(t *testing.T, opts memory.Options, n, restarts int) {
 			if err != nil {
 				t.Fatalf("lifetime %d after %d messages: %v", life, len(got), err)
 			}
-			i, err := messageIndex(d.Message)
+			i, err := adaptertest.Index(d.Message)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,28 +102,7 @@ func consumerRestarts(t *testing.T, opts memory.Options, n, restarts int) {
 		t.Fatal(err)
 	}
 
-	seen := make([]bool, n)
-	duplicates := 0
-	for life, got := range lifetimes {
-		checkContiguous(t, got)
-		if life > 0 {
-			prevLast := lifetimes[life-1][len(lifetimes[life-1])-1]
-			if got[0] > prevLast+1 {
-				t.Fatalf("lifetime %d starts at %d, after %d: messages lost", life, got[0], prevLast)
-			}
-		}
-		for _, i := range got {
-			if seen[i] {
-				duplicates++
-			}
-			seen[i] = true
-		}
-	}
-	for i, ok := range seen {
-		if !ok {
-			t.Fatalf("message %d never delivered", i)
-		}
-	}
+	duplicates := adaptertest.CheckLifetimes(t, lifetimes, n)
 	st := pipe.Stats()
 	t.Logf("%d lifetimes, %d duplicates across restarts; pipe %+v", len(lifetimes), duplicates, st)
 	if opts.Queue && st.Redelivered == 0 {
@@ -220,7 +200,7 @@ func TestProducerRestart(t *testing.T) {
 		wait := run(t, ctx, p)
 		go func() {
 			for i := from; i < from+perLife; i++ {
-				if _, err := p.Send(ctx, message(i, 16)); err != nil {
+				if _, err := p.Send(ctx, adaptertest.Payload(i, 16)); err != nil {
 					return
 				}
 			}
@@ -252,7 +232,7 @@ func TestProducerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = append(got, more...)
-	checkExactlyOnceInOrder(t, got, 2*perLife)
+	adaptertest.CheckExactlyOnceInOrder(t, got, 2*perLife)
 	if err := newer.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +266,7 @@ func TestProducerKilledWithoutDurableQueue(t *testing.T) {
 	first, _ := delivery.NewProducerController[[]byte](pipe.Producer(), nil, ps)
 	waitFirst := run(t, ctx, first)
 	for i := range 5 {
-		if _, err := first.Send(ctx, message(i, 16)); err != nil {
+		if _, err := first.Send(ctx, adaptertest.Payload(i, 16)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -304,7 +284,7 @@ func TestProducerKilledWithoutDurableQueue(t *testing.T) {
 	waitSecond := run(t, ctx, second)
 	go func() {
 		for i := 100; i < 110; i++ {
-			if _, err := second.Send(ctx, message(i, 16)); err != nil {
+			if _, err := second.Send(ctx, adaptertest.Payload(i, 16)); err != nil {
 				return
 			}
 		}
