@@ -81,6 +81,7 @@ func (e End) String() string {
 type LinkStatus struct {
 	Connected  bool   // the link can reach the other end (or its broker) now
 	Reconnects uint64 // connections re-established after a loss, over the link's lifetime
+	Err        error  // while not connected, the last reason why, if known
 }
 
 // StatusReporter is an optional Link capability: a carrier that connects to

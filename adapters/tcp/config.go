@@ -1,0 +1,149 @@
+package tcp
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults of Config. A zero field takes the default named here.
+const (
+	// DefaultMaxFrameSize bounds one frame in either direction. It matches
+	// the delivery protocol's default frame size.
+	DefaultMaxFrameSize = 1 << 20
+	// DefaultKeepalive is how long a connection may send nothing before it
+	// sends a ping, so the peer can tell quiet from dead.
+	DefaultKeepalive = 2 * time.Second
+	// DefaultIdleTimeout is how long a connection may receive nothing, not
+	// even a ping, before it is taken for dead and closed.
+	DefaultIdleTimeout = 10 * time.Second
+	// DefaultDialTimeout bounds one connection attempt, TLS included.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultHandshakeTimeout bounds the handshake on an accepted connection,
+	// so a peer that connects and says nothing holds nothing for long.
+	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultReconnectMin and DefaultReconnectMax bound the dialing side's
+	// wait between attempts, which doubles after each failure.
+	DefaultReconnectMin = 50 * time.Millisecond
+	DefaultReconnectMax = 5 * time.Second
+	// DefaultWriteBuffer bounds the bytes waiting to be written on a
+	// connection; Send blocks beyond it, which passes the peer's
+	// back-pressure on.
+	DefaultWriteBuffer = 4 << 20
+)
+
+// Config configures both sides of the TCP carrier. Both ends of a stream
+// must agree on Secret, and on TLS if either uses it.
+type Config struct {
+	// Secret, when set, is a shared secret each side proves it knows before
+	// any frame is accepted (an HMAC-SHA256 challenge and response in both
+	// directions; the secret itself never crosses the wire). A peer that
+	// fails is refused. Default: none, and the handshake checks only the
+	// protocol version and the stream.
+	Secret string
+
+	// TLS, when set, wraps every connection in TLS: on the listening side
+	// it must hold a certificate (and, to require client certificates,
+	// ClientAuth and ClientCAs); on the dialing side, the roots that verify
+	// the listener (and a certificate if the listener asks for one).
+	// Default: plain TCP.
+	TLS *tls.Config
+
+	// MaxFrameSize bounds a frame. Send refuses a larger one with a
+	// *FrameTooLargeError, and a peer that sends one loses its connection.
+	// Default DefaultMaxFrameSize.
+	MaxFrameSize int
+
+	// Keepalive is the longest a connection stays silent before it pings.
+	// Default DefaultKeepalive.
+	Keepalive time.Duration
+	// IdleTimeout is the longest a connection may hear nothing before it
+	// is closed as dead. Default DefaultIdleTimeout; must exceed Keepalive.
+	IdleTimeout time.Duration
+
+	// DialTimeout bounds a connection attempt. Default DefaultDialTimeout.
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the handshake on both sides. Default
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the dialing side's backoff.
+	// Defaults DefaultReconnectMin and DefaultReconnectMax.
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+
+	// WriteBuffer bounds the bytes queued for writing on a connection.
+	// Default DefaultWriteBuffer; at least MaxFrameSize.
+	WriteBuffer int
+
+	// Logger receives connection events: connected, lost, refused. Default:
+	// none.
+	Logger *slog.Logger
+}
+
+// ConfigError names a Config field that was rejected and why. Not worth
+// retrying with the same Config.
+type ConfigError struct {
+	Field  string
+	Value  any
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("tcp: invalid Config.%s=%v: %s", e.Field, e.Value, e.Reason)
+}
+
+func (c Config) withDefaults() (Config, error) {
+	sizes := []struct {
+		name     string
+		v        *int
+		def, min int
+	}{
+		{"MaxFrameSize", &c.MaxFrameSize, DefaultMaxFrameSize, 1},
+		{"WriteBuffer", &c.WriteBuffer, DefaultWriteBuffer, 1},
+	}
+	for _, s := range sizes {
+		switch {
+		case *s.v == 0:
+			*s.v = s.def
+		case *s.v < s.min:
+			return c, &ConfigError{Field: s.name, Value: *s.v, Reason: "must be positive"}
+		}
+	}
+	if c.MaxFrameSize > maxFrameLimit {
+		return c, &ConfigError{Field: "MaxFrameSize", Value: c.MaxFrameSize, Reason: fmt.Sprintf("at most %d", maxFrameLimit)}
+	}
+	if c.WriteBuffer < c.MaxFrameSize {
+		c.WriteBuffer = c.MaxFrameSize + frameHeaderLen
+	}
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"Keepalive", &c.Keepalive, DefaultKeepalive},
+		{"IdleTimeout", &c.IdleTimeout, DefaultIdleTimeout},
+		{"DialTimeout", &c.DialTimeout, DefaultDialTimeout},
+		{"HandshakeTimeout", &c.HandshakeTimeout, DefaultHandshakeTimeout},
+		{"ReconnectMin", &c.ReconnectMin, DefaultReconnectMin},
+		{"ReconnectMax", &c.ReconnectMax, DefaultReconnectMax},
+	}
+	for _, d := range durations {
+		switch {
+		case *d.v == 0:
+			*d.v = d.def
+		case *d.v < 0:
+			return c, &ConfigError{Field: d.name, Value: *d.v, Reason: "must be positive"}
+		}
+	}
+	if c.IdleTimeout <= c.Keepalive {
+		return c, &ConfigError{Field: "IdleTimeout", Value: c.IdleTimeout, Reason: "must exceed Keepalive (" + c.Keepalive.String() + ")"}
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		return c, &ConfigError{Field: "ReconnectMax", Value: c.ReconnectMax, Reason: "must not be below ReconnectMin (" + c.ReconnectMin.String() + ")"}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

@@ -1,0 +1,114 @@
+package tcp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/bridge-mq/bridge/delivery"
+)
+
+// Dial returns the link for one end of a stream whose other end listens at
+// addr (see Listen). The link connects in the background and again,
+// backing off from ReconnectMin to ReconnectMax, whenever its connection is
+// lost or refused, until Close; Send waits for a connection. So the two
+// sides may start in either order. Dial itself fails only on a bad stream
+// name, end or Config.
+//
+// The link starts one goroutine that dials, and two per connection (see
+// Link).
+func Dial(addr, stream string, end delivery.End, cfg Config) (*Link, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkStream(stream); err != nil {
+		return nil, err
+	}
+	if end != delivery.ProducerEnd && end != delivery.ConsumerEnd {
+		return nil, fmt.Errorf("tcp: dial: unknown end %v", end)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("tcp: dial: address %q: %w", addr, err)
+	}
+	l := newLink(stream, end, cfg)
+	l.wg.Add(1)
+	go l.dialLoop(addr)
+	return l, nil
+}
+
+func (l *Link) dialLoop(addr string) {
+	defer l.wg.Done()
+	ctx := l.life
+	backoff := l.cfg.ReconnectMin
+	failures := 0
+	for {
+		c, err := l.dialOnce(ctx, addr)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			l.setErr(err)
+			// The first failure of a run is worth a warning; the rest of the
+			// run repeats it.
+			level := slog.LevelDebug
+			if failures == 1 || errors.Is(err, ErrRefused) {
+				level = slog.LevelWarn // a refusal is a configuration problem: always worth a warning
+			}
+			l.log.Log(ctx, level, "cannot connect; retrying", "addr", addr, "attempt", failures, "retry_in", backoff, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, l.cfg.ReconnectMax)
+			continue
+		}
+		failures, backoff = 0, l.cfg.ReconnectMin
+		if !l.install(c) {
+			return
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// dialOnce connects, secures and authenticates one connection.
+func (l *Link) dialOnce(ctx context.Context, addr string) (*conn, error) {
+	dialer := net.Dialer{Timeout: l.cfg.DialTimeout, KeepAlive: l.cfg.IdleTimeout}
+	nc, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(l.cfg.HandshakeTimeout)
+	nc.SetDeadline(deadline)
+	if l.cfg.TLS != nil {
+		cfg := l.cfg.TLS
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("tls handshake: %w", err)
+		}
+		nc = tc
+	}
+	rw := bufio.NewReadWriter(bufio.NewReaderSize(nc, 64<<10), bufio.NewWriter(nc))
+	if err := dialHandshake(rw, l.cfg.Secret, l.stream, l.end); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return newConn(nc, rw.Reader, l.cfg, l.in, l.connEnded), nil
+}

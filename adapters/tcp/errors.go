@@ -1,0 +1,44 @@
+package tcp
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrRefused marks a connection the other side refused in the handshake:
+	// a wrong secret, an unknown stream, an incompatible version. It comes
+	// wrapped in a *RefusedError. The dialing side keeps retrying (the
+	// other side may be reconfigured) and logs each refusal.
+	ErrRefused = errors.New("tcp: connection refused by peer")
+
+	// ErrClosed is returned by Listener methods after Close.
+	ErrClosed = errors.New("tcp: closed")
+
+	// ErrStreamInUse is returned by Listener.Link for a stream whose link is
+	// open already. Close that link first.
+	ErrStreamInUse = errors.New("tcp: stream already has a link on this listener")
+)
+
+// RefusedError says why a handshake failed, from the side that refused.
+type RefusedError struct {
+	Stream string
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("tcp: stream %q: refused: %s", e.Stream, e.Reason)
+}
+
+func (e *RefusedError) Unwrap() error { return ErrRefused }
+
+// FrameTooLargeError is returned by Send for a frame over MaxFrameSize. The
+// frame was not sent; the link is fine. Not worth retrying with the same
+// frame.
+type FrameTooLargeError struct {
+	Size, Limit int
+}
+
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("tcp: frame of %d bytes exceeds MaxFrameSize %d", e.Size, e.Limit)
+}

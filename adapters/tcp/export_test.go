@@ -1,0 +1,12 @@
+package tcp
+
+// Cut breaks the link's current connection as a network fault would: the
+// socket closes under both goroutines. Tests only.
+func (l *Link) Cut() {
+	l.mu.Lock()
+	c := l.cur
+	l.mu.Unlock()
+	if c != nil {
+		c.nc.Close()
+	}
+}
