@@ -31,9 +31,10 @@ type ConsumerController[T any] struct {
 
 // Delivery is one message handed to the application.
 type Delivery[T any] struct {
-	Message    T
-	SeqNr      SeqNr  // its sequence number (for a chunked message, that of its last chunk)
-	ProducerID string // the producer that sent it
+	Message       T
+	SeqNr         SeqNr  // its sequence number (for a chunked message, that of its last chunk)
+	ProducerID    string // the producer that sent it
+	ProducerEpoch uint64 // the lifetime of the producer that sent it
 
 	q   *readyQueue
 	gen uint64
@@ -86,7 +87,7 @@ func (c *ConsumerController[T]) Receive(ctx context.Context) (Delivery[T], error
 	if err != nil {
 		return Delivery[T]{}, err
 	}
-	d := Delivery[T]{SeqNr: m.seqNr, ProducerID: id, q: c.ready, gen: gen}
+	d := Delivery[T]{SeqNr: m.seqNr, ProducerID: id.id, ProducerEpoch: id.epoch, q: c.ready, gen: gen}
 	if d.Message, err = c.ser.Unmarshal(m.payload); err != nil {
 		return d, &UnmarshalError{SeqNr: m.seqNr, Payload: m.payload, Err: err}
 	}

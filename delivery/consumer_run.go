@@ -126,7 +126,14 @@ loop:
 
 	if graceful {
 		r.c.ready.close(ErrClosed, false)
-		r.pump.flush(&r.out, life.quit, ctx.Done())
+		// Tell the producer what was confirmed, but do not wait on a
+		// producer that is gone: not once the link says it cannot reach
+		// it, and not longer than the longest retry interval.
+		flushCtx, cancel := context.WithTimeout(ctx, r.s.ResendMax)
+		if !r.pump.flush(flushCtx, &r.out, life.quit) {
+			log.Warn("could not tell the producer the last confirmations before stopping; it will resend them to the next consumer", "confirmed", r.confirmed)
+		}
+		cancel()
 	} else {
 		r.c.ready.close(ErrClosed, true)
 	}
@@ -426,7 +433,7 @@ func (r *consumerRun[T]) start(h frameHeader, seqNr SeqNr) {
 	r.acks, r.waiting = r.acks[:0], 0
 	clear(r.pushes)
 	r.pushes = r.pushes[:0]
-	r.c.ready.reset(r.gen, h.producerID, base)
+	r.c.ready.reset(r.gen, producerIdentity{id: h.producerID, epoch: h.producerEpoch}, base)
 	r.c.stats.numberings.Add(1)
 	r.c.stats.setProducer(h.producerID, h.producerEpoch)
 	r.c.stats.received.Store(uint64(base))

@@ -11,13 +11,15 @@ import (
 // order they are accepted, and the controller takes them in batches. The
 // mutex guards the mailbox only: protocol state stays with the controller.
 type intake struct {
-	mu      sync.Mutex
-	pending []accepted
-	next    SeqNr // the sequence number the next accepted message starts at
-	limit   SeqNr // the highest sequence number the controller asks for
-	err     error // set once the intake takes nothing more
-	wake    chan struct{}
-	demand  chan struct{} // closed when demand appears, then replaced
+	mu       sync.Mutex
+	pending  []accepted
+	next     SeqNr // the sequence number the next accepted message starts at
+	limit    SeqNr // the highest sequence number the controller asks for
+	bytes    int   // payload bytes accepted and not yet released by the controller
+	maxBytes int   // no demand while bytes reaches this
+	err      error // set once the intake takes nothing more
+	wake     chan struct{}
+	demand   chan struct{} // closed when demand appears, then replaced
 }
 
 // accepted is a message taken from the application, already serialized.
@@ -28,8 +30,28 @@ type accepted struct {
 	reply   *Confirmation // nil unless sent with confirmation
 }
 
-func newIntake(next, limit SeqNr) *intake {
-	return &intake{next: next, limit: limit, wake: make(chan struct{}, 1), demand: make(chan struct{})}
+func newIntake(next, limit SeqNr, maxBytes int) *intake {
+	return &intake{next: next, limit: limit, maxBytes: maxBytes, wake: make(chan struct{}, 1), demand: make(chan struct{})}
+}
+
+// hasDemand reports whether a message would be accepted now; in.mu held.
+// A message is accepted while the bytes held are under the bound, so one
+// large message can go over it, but none follows until room is released.
+func (in *intake) hasDemand() bool {
+	return in.next <= in.limit && in.bytes < in.maxBytes
+}
+
+// update changes the intake's state under its lock and wakes waiting
+// senders if demand appeared.
+func (in *intake) update(change func()) {
+	in.mu.Lock()
+	had := in.hasDemand()
+	change()
+	if !had && in.hasDemand() && in.err == nil {
+		close(in.demand)
+		in.demand = make(chan struct{})
+	}
+	in.mu.Unlock()
 }
 
 // offer accepts a message when the controller asks for one. With wait, it
@@ -41,10 +63,11 @@ func (in *intake) offer(ctx context.Context, payload []byte, chunks int, withRep
 			in.mu.Unlock()
 			return 0, nil, in.err
 		}
-		if in.next <= in.limit {
+		if in.hasDemand() {
 			first := in.next
 			last := first + SeqNr(chunks) - 1
 			in.next = last + 1
+			in.bytes += len(payload)
 			var reply *Confirmation
 			if withReply {
 				reply = newConfirmation(last)
@@ -86,15 +109,22 @@ func (in *intake) take(processed []accepted) []accepted {
 }
 
 // setLimit tells waiting senders how far the controller asks for messages.
-func (in *intake) setLimit(limit SeqNr) {
+func (in *intake) setLimit(limit SeqNr) { in.update(func() { in.limit = limit }) }
+
+// release returns the room of payload bytes the controller no longer holds.
+func (in *intake) release(bytes int) { in.update(func() { in.bytes -= bytes }) }
+
+// restart renumbers the intake after a recovery: the next message starts at
+// next, the controller asks up to limit, and already holds bytes.
+func (in *intake) restart(next, limit SeqNr, bytes int) {
+	in.update(func() { in.next, in.limit, in.bytes = next, limit, bytes })
+}
+
+// limitNow reports the limit as last set.
+func (in *intake) limitNow() SeqNr {
 	in.mu.Lock()
-	hadDemand := in.next <= in.limit
-	in.limit = limit
-	if !hadDemand && in.next <= limit {
-		close(in.demand)
-		in.demand = make(chan struct{})
-	}
-	in.mu.Unlock()
+	defer in.mu.Unlock()
+	return in.limit
 }
 
 // demandNow reports how many sequence numbers the controller asks for and
@@ -102,7 +132,7 @@ func (in *intake) setLimit(limit SeqNr) {
 func (in *intake) demandNow() SeqNr {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.next > in.limit {
+	if !in.hasDemand() {
 		return 0
 	}
 	return in.limit - in.next + 1

@@ -297,3 +297,46 @@ func TestReleaseAfterConfirm(t *testing.T) {
 	waitProducer()
 	waitConsumer()
 }
+
+// TestDeliverThenStopWithProducerGone: a consumer whose producer has gone,
+// with its link unable to send, still stops promptly once everything is
+// delivered and confirmed, rather than wait on the dead peer until its
+// context ends. (Found by the durable queue's SIGKILL test.)
+func TestDeliverThenStopWithProducerGone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A queue of one frame towards a producer that is gone: the consumer's
+	// control frames fill it, then its Send blocks.
+	pipe, _ := memory.NewPipe(memory.Options{Queue: true, Capacity: 1})
+	ps := fastProducer
+	ps.ProducerID = "p"
+	producer, _ := delivery.NewProducerController[[]byte](pipe.Producer(), nil, ps)
+	cs := fastConsumer
+	cs.ResendMin, cs.ResendMax = 50*time.Millisecond, 50*time.Millisecond
+	consumer, _ := delivery.NewConsumerController[[]byte](pipe.Consumer(), nil, cs)
+	waitProducer := run(t, ctx, producer)
+	waitConsumer := run(t, ctx, consumer)
+	if _, err := producer.Send(ctx, adaptertest.Payload(0, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := consume(ctx, consumer, 1); err != nil {
+		t.Fatal(err)
+	}
+	producer.Close()
+	waitProducer()
+	// Wait until the consumer's writer is stuck: its retries have filled the
+	// queue and one more is waiting.
+	if err := pipe.WaitFor(ctx, func(s memory.Stats) bool { return s.Sent >= 3 }); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := consumer.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Shutdown took %v with nothing left to deliver", took)
+	}
+	if err := waitConsumer(); err != nil {
+		t.Error(err)
+	}
+}

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 )
 
 // ProducerController numbers the application's messages, sends them over a
@@ -27,6 +28,7 @@ type ProducerController[T any] struct {
 	intake   *intake
 	stats    producerCounters
 	life     lifecycle
+	epoch    atomic.Uint64 // the settings' until Run settles it
 }
 
 // NewProducerController returns a controller that sends T over link.
@@ -56,23 +58,30 @@ func NewProducerController[T any](link Link, serializer Serializer[T], settings 
 		s.Logger.Info("chunk size lowered to fit the frame limit", "chunk_size", fit, "max_frame_size", s.MaxFrameSize)
 		s.ChunkSize = fit
 	}
+	// Numbering starts at 1, and the first message may go before the
+	// consumer asks for it. With a durable queue the numbering is known only
+	// once Run has loaded it: until then nothing is taken.
+	limit := SeqNr(1)
+	if s.DurableQueue != nil {
+		limit = 0
+	}
 	p := &ProducerController[T]{
 		settings: s,
 		ser:      ser,
 		link:     link,
-		// Numbering starts at 1, and the first message may go before the
-		// consumer asks for it.
-		intake: newIntake(1, 1),
-		life:   newLifecycle(),
+		intake:   newIntake(1, limit, s.MaxUnconfirmedBytes),
+		life:     newLifecycle(),
 	}
+	p.epoch.Store(s.Epoch)
 	return p, nil
 }
 
 // ID returns the producer ID.
 func (p *ProducerController[T]) ID() string { return p.settings.ProducerID }
 
-// Epoch returns this lifetime's epoch.
-func (p *ProducerController[T]) Epoch() uint64 { return p.settings.Epoch }
+// Epoch returns this lifetime's epoch. With a durable queue it is settled
+// when Run loads the queue (above any epoch stored there).
+func (p *ProducerController[T]) Epoch() uint64 { return p.epoch.Load() }
 
 // Send waits until the controller asks for the next message, then hands it
 // msg and returns its sequence number (for a message sent in chunks, that of
@@ -165,8 +174,11 @@ func (p *ProducerController[T]) Close() error {
 		// Never ran: nothing owns the intake and the link but us.
 		for _, a := range p.intake.close(ErrClosed) {
 			if a.reply != nil {
-				a.reply.resolve(ErrClosed)
+				a.reply.fail(ErrClosed)
 			}
+		}
+		if p.settings.DurableQueue != nil {
+			p.settings.DurableQueue.Close()
 		}
 		return p.link.Close()
 	}

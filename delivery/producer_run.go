@@ -13,6 +13,7 @@ type producerRun[T any] struct {
 	pump *pump
 	out  outbox
 
+	epoch         uint64 // this lifetime's: the settings', or above the durable queue's
 	consumerEpoch uint64 // the consumer incarnation we answer; 0 before any
 	// firstSeqNr is the number marked first: where a consumer without a
 	// numbering starts. awaitingFirst holds until the consumer answers.
@@ -23,6 +24,7 @@ type producerRun[T any] struct {
 	sent      SeqNr // highest sent (resends do not move it)
 	requested SeqNr // highest the consumer lets us send
 	accepted  SeqNr // highest taken from the application
+	stored    SeqNr // highest durably stored (accepted, without a durable queue); only these are sent
 	// resendSupported is false once an only-flow-control consumer says so;
 	// then nothing is kept once sent.
 	resendSupported bool
@@ -32,9 +34,11 @@ type producerRun[T any] struct {
 	held      []entry
 	heldHead  int
 	heldStart SeqNr
+	heldBytes int
 
-	replies     []*Confirmation // pending replies, by sequence number
-	repliesHead int
+	replies    waiters // confirmations waiting for the consumer
+	storeWaits waiters // confirmations waiting for the durable queue
+	store      *storePipe
 
 	batch      []accepted // the last intake batch, handed back for reuse
 	limit      SeqNr      // the intake's limit as last set
@@ -53,29 +57,39 @@ func newProducerRun[T any](p *ProducerController[T]) *producerRun[T] {
 	return &producerRun[T]{
 		p:               p,
 		s:               p.settings,
+		epoch:           p.settings.Epoch,
 		out:             outbox{max: p.settings.MaxFrameSize},
 		firstSeqNr:      1,
 		awaitingFirst:   true,
 		requested:       1,
 		resendSupported: true,
 		heldStart:       1,
-		limit:           1,
+		limit:           p.intake.limitNow(),
 	}
 }
 
 func (r *producerRun[T]) run(ctx context.Context) (err error) {
+	if r.s.DurableQueue != nil {
+		if err := r.recover(ctx); err != nil {
+			r.s.DurableQueue.Close()
+			r.p.link.Close()
+			r.failPending()
+			return err
+		}
+		r.store = startStorePipe(r.s.DurableQueue)
+	}
+	r.p.epoch.Store(r.epoch)
 	r.pump = newPump(r.p.link, controlFrame, r.s.Logger, &r.p.stats.linkCounters)
 	pumpCtx, cancelPump := context.WithCancel(context.Background())
 	r.pump.start(pumpCtx)
 	r.firstTimer = time.NewTimer(time.Hour)
 	r.firstTimer.Stop()
 	defer r.firstTimer.Stop()
-	log := r.s.Logger.With("producer_id", r.s.ProducerID, "epoch", r.s.Epoch)
+	log := r.s.Logger.With("producer_id", r.s.ProducerID, "epoch", r.epoch)
 	log.Debug("producer controller started")
 
 	life := &r.p.life
 	drain := life.drain
-	graceful := false
 loop:
 	for {
 		var toWriter chan<- []byte
@@ -83,6 +97,7 @@ loop:
 		if frame != nil {
 			toWriter = r.pump.out
 		}
+		toStore, job, stored := r.store.offer()
 		select {
 		case <-r.p.intake.wake:
 			r.takeIntake(r.p.intake.take(r.batch))
@@ -91,6 +106,13 @@ loop:
 			f.doRelease()
 		case toWriter <- frame:
 			r.out.taken()
+		case toStore <- job:
+			r.store.handedOff()
+		case res := <-stored:
+			if err = r.onStored(res); err != nil {
+				log.Error("durable queue failed; producer controller stops", "err", err)
+				break loop
+			}
 		case <-r.firstTimer.C:
 			r.firstArmed = false
 			r.resendFirst()
@@ -109,17 +131,22 @@ loop:
 		}
 		r.sendMore()
 		if r.draining && r.confirmed >= r.accepted {
-			graceful = true
 			break loop
 		}
 	}
 
-	if graceful {
-		r.pump.flush(&r.out, life.quit, ctx.Done())
-	}
+	// A graceful stop has nothing left to send: everything is confirmed.
 	cancelPump()
 	r.pump.wait()
 	r.p.link.Close()
+	if r.store != nil {
+		// What was taken and not yet stored is stored now, so a restart
+		// resends it: a closed producer loses nothing either.
+		if serr := r.store.finish(); serr != nil {
+			log.Error("durable queue: storing on the way out failed", "err", serr)
+		}
+		r.s.DurableQueue.Close()
+	}
 	r.failPending()
 	log.Debug("producer controller stopped", "err", err)
 	return err
@@ -129,16 +156,15 @@ loop:
 func (r *producerRun[T]) failPending() {
 	for _, a := range r.p.intake.close(ErrClosed) {
 		if a.reply != nil {
-			a.reply.resolve(ErrClosed)
+			a.reply.fail(ErrClosed)
 		}
 	}
-	for _, c := range r.replies[r.repliesHead:] {
-		c.resolve(ErrClosed)
-	}
-	r.replies = nil
+	r.storeWaits.resolveUpTo(^SeqNr(0), func(c *Confirmation) { c.resolveStored(ErrClosed) })
+	r.replies.resolveUpTo(^SeqNr(0), func(c *Confirmation) { c.fail(ErrClosed) })
 }
 
-// takeIntake splits a batch of accepted messages into held entries.
+// takeIntake splits a batch of accepted messages into held entries and,
+// with a durable queue, into the next store.
 func (r *producerRun[T]) takeIntake(batch []accepted) {
 	chunk := r.s.ChunkSize
 	for _, a := range batch {
@@ -156,22 +182,33 @@ func (r *producerRun[T]) takeIntake(batch []accepted) {
 				}
 			}
 			r.held = append(r.held, e)
+			r.heldBytes += len(e.payload)
+			if r.store != nil {
+				r.store.add(StoredMessage{SeqNr: a.first + SeqNr(i), FirstChunk: i == 0, LastChunk: i == a.chunks-1, Payload: e.payload})
+			}
 		}
 		r.accepted = a.first + SeqNr(a.chunks) - 1
 		if a.reply != nil {
-			r.replies = append(r.replies, a.reply)
+			r.replies.add(a.reply)
+			r.storeWaits.add(a.reply)
 		}
 	}
+	if r.store == nil {
+		r.stored = r.accepted
+		r.p.stats.stored.Store(uint64(r.stored))
+		r.storeWaits.resolveUpTo(r.stored, func(c *Confirmation) { c.resolveStored(nil) })
+	}
 	r.p.stats.accepted.Store(uint64(r.accepted))
+	r.p.stats.heldBytes.Store(int64(r.heldBytes))
 	r.batch = batch
 }
 
 // sendMore sends what the window allows, keeps the intake's limit in step
 // and arms the first-message timer.
 func (r *producerRun[T]) sendMore() {
-	if r.sent < r.accepted && r.sent < r.requested {
+	if r.sent < r.stored && r.sent < r.requested {
 		from := r.sent + 1
-		for r.sent < r.accepted && r.sent < r.requested {
+		for r.sent < r.stored && r.sent < r.requested {
 			r.sent++
 			r.emit(r.sent)
 		}
@@ -199,7 +236,7 @@ func (r *producerRun[T]) emit(seqNr SeqNr) {
 	if seqNr == r.firstSeqNr {
 		flags |= flagFirst
 	}
-	h := frameHeader{kind: dataFrame, producerEpoch: r.s.Epoch, consumerEpoch: r.consumerEpoch, producerID: r.s.ProducerID}
+	h := frameHeader{kind: dataFrame, producerEpoch: r.epoch, consumerEpoch: r.consumerEpoch, producerID: r.s.ProducerID}
 	buf := r.out.reserve(h, sequencedSize(seqNr, len(e.payload)))
 	*buf = appendSequenced(*buf, flags, seqNr, e.payload)
 }
@@ -237,7 +274,7 @@ func (r *producerRun[T]) onControlFrame(f inbound) {
 			r.onRegister(h.consumerEpoch)
 			continue
 		}
-		if h.producerEpoch != r.s.Epoch || h.producerID != r.s.ProducerID {
+		if h.producerEpoch != r.epoch || h.producerID != r.s.ProducerID {
 			r.p.stats.staleControl.Add(1)
 			continue // for another lifetime of ours
 		}
@@ -313,14 +350,10 @@ func (r *producerRun[T]) onConfirmed(seqNr SeqNr) {
 	if r.resendSupported {
 		r.dropHeld(seqNr)
 	}
-	for r.repliesHead < len(r.replies) && r.replies[r.repliesHead].seqNr <= seqNr {
-		r.replies[r.repliesHead].resolve(nil)
-		r.replies[r.repliesHead] = nil
-		r.repliesHead++
+	if r.store != nil {
+		r.store.confirm(seqNr)
 	}
-	if r.repliesHead == len(r.replies) {
-		r.replies, r.repliesHead = r.replies[:0], 0
-	}
+	r.replies.resolveUpTo(seqNr, func(c *Confirmation) { c.resolve(nil) })
 	if seqNr >= r.firstSeqNr {
 		r.awaitingFirst = false
 	}
@@ -337,6 +370,13 @@ func (r *producerRun[T]) dropHeld(seqNr SeqNr) {
 	if drop <= 0 {
 		return
 	}
+	freed := 0
+	for _, e := range r.held[r.heldHead : r.heldHead+drop] {
+		freed += len(e.payload)
+	}
+	r.heldBytes -= freed
+	r.p.intake.release(freed)
+	r.p.stats.heldBytes.Store(int64(r.heldBytes))
 	clear(r.held[r.heldHead : r.heldHead+drop])
 	r.heldHead += drop
 	r.heldStart += SeqNr(drop)

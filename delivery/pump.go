@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // inbound is a frame the reader has checked: a controller walks its
@@ -76,26 +77,47 @@ func (p *pump) start(ctx context.Context) {
 func (p *pump) wait() { p.wg.Wait() }
 
 // flush hands the writer every frame left in o, then lets the writer finish
-// the last Send and return. It gives up when quit or done is closed or the link
-// fails.
-func (p *pump) flush(o *outbox, quit, done <-chan struct{}) {
+// the last Send and return. It gives up when quit is closed, ctx ends, the
+// link fails, or the link reports that it cannot reach the other end (a
+// Send would wait for a peer that may never come back); it reports whether
+// everything went out.
+func (p *pump) flush(ctx context.Context, o *outbox, quit <-chan struct{}) bool {
+	status, _ := p.link.(StatusReporter)
+	var poll <-chan time.Time
+	if status != nil {
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		poll = t.C
+	}
+	unreachable := func() bool { return !status.Status().Connected }
 	for f := o.next(); f != nil; f = o.next() {
 		select {
 		case p.out <- f:
 			o.taken()
+			continue
+		case <-poll:
+			if !unreachable() {
+				continue
+			}
 		case <-quit:
-			return
-		case <-done:
-			return
+		case <-ctx.Done():
 		case <-p.writerDone:
-			return
 		}
+		return false
 	}
 	close(p.out)
-	select {
-	case <-p.writerDone:
-	case <-quit:
-	case <-done:
+	for {
+		select {
+		case <-p.writerDone:
+			return true
+		case <-poll:
+			if !unreachable() {
+				continue
+			}
+		case <-quit:
+		case <-ctx.Done():
+		}
+		return false
 	}
 }
 

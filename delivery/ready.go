@@ -15,13 +15,13 @@ type readyQueue struct {
 	mu      sync.Mutex
 	items   []readyMsg
 	head    int
-	gen     uint64 // numbering generation; confirmations of older ones are ignored
-	id      string // producer of this generation
-	handed  SeqNr  // highest handed to the application in this generation
-	confirm SeqNr  // highest confirmed by the application in this generation
-	wakeAt  SeqNr  // wake the controller once confirm reaches it; 0: don't
-	err     error  // set when no more messages will come
-	waiting bool   // a Receive waits on avail
+	gen     uint64           // numbering generation; confirmations of older ones are ignored
+	id      producerIdentity // producer of this generation
+	handed  SeqNr            // highest handed to the application in this generation
+	confirm SeqNr            // highest confirmed by the application in this generation
+	wakeAt  SeqNr            // wake the controller once confirm reaches it; 0: don't
+	err     error            // set when no more messages will come
+	waiting bool             // a Receive waits on avail
 	wake    chan struct{}
 	avail   chan struct{} // closed when items arrive for a waiting Receive
 }
@@ -53,7 +53,7 @@ func (q *readyQueue) signalReceivers() {
 
 // pop hands the next message to the application, waiting until there is one,
 // ctx ends or the queue is closed and empty.
-func (q *readyQueue) pop(ctx context.Context) (readyMsg, uint64, string, error) {
+func (q *readyQueue) pop(ctx context.Context) (readyMsg, uint64, producerIdentity, error) {
 	for {
 		q.mu.Lock()
 		if q.head < len(q.items) {
@@ -71,7 +71,7 @@ func (q *readyQueue) pop(ctx context.Context) (readyMsg, uint64, string, error) 
 		if q.err != nil {
 			err := q.err
 			q.mu.Unlock()
-			return readyMsg{}, 0, "", err
+			return readyMsg{}, 0, producerIdentity{}, err
 		}
 		q.waiting = true
 		avail := q.avail
@@ -79,7 +79,7 @@ func (q *readyQueue) pop(ctx context.Context) (readyMsg, uint64, string, error) 
 		select {
 		case <-avail:
 		case <-ctx.Done():
-			return readyMsg{}, 0, "", ctx.Err()
+			return readyMsg{}, 0, producerIdentity{}, ctx.Err()
 		}
 	}
 }
@@ -133,11 +133,11 @@ func (q *readyQueue) sync(wakeAt SeqNr) readyState {
 
 // reset starts a new generation: a new producer numbering that begins after
 // base. Messages of the old one not yet handed out are dropped.
-func (q *readyQueue) reset(gen uint64, producerID string, base SeqNr) {
+func (q *readyQueue) reset(gen uint64, id producerIdentity, base SeqNr) {
 	q.mu.Lock()
 	clear(q.items)
 	q.items, q.head = q.items[:0], 0
-	q.gen, q.id = gen, producerID
+	q.gen, q.id = gen, id
 	q.handed, q.confirm, q.wakeAt = base, base, 0
 	q.mu.Unlock()
 }

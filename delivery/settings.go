@@ -42,6 +42,8 @@ const (
 	// DefaultMaxMessageSize bounds one message, chunked or not, on both
 	// sides.
 	DefaultMaxMessageSize = 16 << 20
+	// DefaultMaxUnconfirmedBytes bounds the payload bytes a producer holds.
+	DefaultMaxUnconfirmedBytes = 256 << 20
 	// DefaultMaxUnconfirmed bounds what a producer buffers (sent and not
 	// confirmed, plus accepted and not sent), whatever window its consumer
 	// grants.
@@ -90,10 +92,23 @@ type ProducerSettings struct {
 	// DefaultMaxUnconfirmed.
 	MaxUnconfirmed int
 
+	// MaxUnconfirmedBytes bounds the payload bytes the producer holds (and,
+	// with a DurableQueue, what the queue holds): past it the producer
+	// takes no more messages until confirmations free room. Default
+	// DefaultMaxUnconfirmedBytes.
+	MaxUnconfirmedBytes int
+
 	// FirstResendInterval is how often the first message of a numbering is
 	// sent again until the consumer answers. Default
 	// DefaultFirstResendInterval.
 	FirstResendInterval time.Duration
+
+	// DurableQueue, when set, keeps every message on disk until it is
+	// confirmed, so a producer killed and restarted on the same queue loses
+	// nothing: Run loads it first, resends what it holds, and numbers on
+	// from there. The controller owns the queue and closes it when it stops.
+	// Default: none; unconfirmed messages die with the process.
+	DurableQueue DurableQueue
 
 	// Logger receives the controller's logs. Default: none.
 	Logger *slog.Logger
@@ -117,6 +132,9 @@ func (s ProducerSettings) withDefaults() (ProducerSettings, error) {
 		return s, err
 	}
 	if s.MaxUnconfirmed, err = sizeSetting("MaxUnconfirmed", s.MaxUnconfirmed, DefaultMaxUnconfirmed, 1); err != nil {
+		return s, err
+	}
+	if s.MaxUnconfirmedBytes, err = sizeSetting("MaxUnconfirmedBytes", s.MaxUnconfirmedBytes, DefaultMaxUnconfirmedBytes, 1); err != nil {
 		return s, err
 	}
 	if s.FirstResendInterval, err = durationSetting("FirstResendInterval", s.FirstResendInterval, DefaultFirstResendInterval); err != nil {

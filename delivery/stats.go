@@ -8,6 +8,8 @@ import "sync/atomic"
 type ProducerStats struct {
 	Epoch          uint64
 	AcceptedSeqNr  SeqNr  // highest sequence number taken from the application
+	StoredSeqNr    SeqNr  // highest durably stored (with a durable queue)
+	HeldBytes      int64  // payload bytes held: unconfirmed (with a durable queue, its depth in bytes)
 	SentSeqNr      SeqNr  // highest sent
 	ConfirmedSeqNr SeqNr  // highest confirmed by the consumer
 	RequestedSeqNr SeqNr  // highest the producer may take (the window's end)
@@ -21,14 +23,16 @@ type ProducerStats struct {
 	BadFrames      uint64 // received frames dropped as malformed
 }
 
-// Unconfirmed is the number of sequence numbers taken and not yet confirmed.
+// Unconfirmed is the number of sequence numbers taken and not yet
+// confirmed: with a durable queue, its depth.
 func (s ProducerStats) Unconfirmed() uint64 { return uint64(s.AcceptedSeqNr - s.ConfirmedSeqNr) }
 
 type producerCounters struct {
 	linkCounters
-	accepted, sent, confirmed, requested atomic.Uint64
-	messagesSent, resent                 atomic.Uint64
-	registrations, staleControl          atomic.Uint64
+	accepted, stored, sent, confirmed, requested atomic.Uint64
+	heldBytes                                    atomic.Int64
+	messagesSent, resent                         atomic.Uint64
+	registrations, staleControl                  atomic.Uint64
 }
 
 func (c *producerCounters) unconfirmedNow() uint64 {
@@ -40,8 +44,10 @@ func (c *producerCounters) unconfirmedNow() uint64 {
 func (p *ProducerController[T]) Stats() ProducerStats {
 	c := &p.stats
 	return ProducerStats{
-		Epoch:          p.settings.Epoch,
+		Epoch:          p.epoch.Load(),
 		AcceptedSeqNr:  SeqNr(c.accepted.Load()),
+		StoredSeqNr:    SeqNr(c.stored.Load()),
+		HeldBytes:      c.heldBytes.Load(),
 		SentSeqNr:      SeqNr(c.sent.Load()),
 		ConfirmedSeqNr: SeqNr(c.confirmed.Load()),
 		RequestedSeqNr: SeqNr(c.requested.Load()),

@@ -101,6 +101,7 @@ func testConsumerRestart(t *testing.T, c Carrier) {
 		cons := StartConsumer(t, ctx, open(t, c, s, delivery.ConsumerEnd), FastConsumer)
 		if life == 2 {
 			lifetimes = append(lifetimes, cons.TakeUpTo(ctx, n-1))
+			p.Stop(ctx)
 			cons.Stop(ctx)
 			break
 		}
@@ -113,7 +114,6 @@ func testConsumerRestart(t *testing.T, c Carrier) {
 	}
 	dups := CheckLifetimes(t, lifetimes, n)
 	t.Logf("%d messages delivered again across two restarts", dups)
-	p.Stop(ctx)
 }
 
 // testCut: the carrier's connections are cut three times mid-stream; every
