@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 )
 
 // ConsumerController receives a producer's frames from a Link, buffers them,
@@ -27,6 +29,13 @@ type ConsumerController[T any] struct {
 	ready    *readyQueue
 	stats    consumerCounters
 	life     lifecycle
+
+	// A delivery ReceiveBatch could not unmarshal waits here for the next
+	// call, so the batch before it goes out whole.
+	asideMu  sync.Mutex
+	aside    Delivery[T]
+	asideErr error
+	asideOK  bool
 }
 
 // Delivery is one message handed to the application.
@@ -83,15 +92,71 @@ func (c *ConsumerController[T]) Epoch() uint64 { return c.settings.Epoch }
 // delivery to skip the message. Receive may be called from several
 // goroutines, but deliveries come in order only to a single receiver.
 func (c *ConsumerController[T]) Receive(ctx context.Context) (Delivery[T], error) {
+	if d, err, ok := c.takeSetAside(); ok {
+		return d, err
+	}
 	m, gen, id, err := c.ready.pop(ctx)
 	if err != nil {
 		return Delivery[T]{}, err
 	}
+	return c.delivery(m, gen, id)
+}
+
+// ReceiveBatch waits for the next message like Receive, then appends to dst
+// every message already waiting, up to max in all, without waiting more.
+// Confirming the last of them confirms them all, so a consumer that
+// processes in batches confirms once per batch. A message whose payload
+// does not unmarshal ends a batch; the next call returns it, alone, with its
+// *UnmarshalError.
+func (c *ConsumerController[T]) ReceiveBatch(ctx context.Context, dst []Delivery[T], max int) ([]Delivery[T], error) {
+	d, err := c.Receive(ctx)
+	var ue *UnmarshalError
+	if errors.As(err, &ue) {
+		return append(dst, d), err
+	}
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst, d)
+	for len(dst) < max {
+		m, gen, id, ok := c.ready.tryPop()
+		if !ok {
+			break
+		}
+		d, err := c.delivery(m, gen, id)
+		if err != nil {
+			c.setAside(d, err)
+			break
+		}
+		dst = append(dst, d)
+	}
+	return dst, nil
+}
+
+func (c *ConsumerController[T]) delivery(m readyMsg, gen uint64, id producerIdentity) (Delivery[T], error) {
 	d := Delivery[T]{SeqNr: m.seqNr, ProducerID: id.id, ProducerEpoch: id.epoch, q: c.ready, gen: gen}
+	var err error
 	if d.Message, err = c.ser.Unmarshal(m.payload); err != nil {
 		return d, &UnmarshalError{SeqNr: m.seqNr, Payload: m.payload, Err: err}
 	}
 	return d, nil
+}
+
+func (c *ConsumerController[T]) setAside(d Delivery[T], err error) {
+	c.asideMu.Lock()
+	c.aside, c.asideErr, c.asideOK = d, err, true
+	c.asideMu.Unlock()
+}
+
+func (c *ConsumerController[T]) takeSetAside() (Delivery[T], error, bool) {
+	c.asideMu.Lock()
+	defer c.asideMu.Unlock()
+	if !c.asideOK {
+		return Delivery[T]{}, nil, false
+	}
+	d, err := c.aside, c.asideErr
+	c.aside, c.asideErr, c.asideOK = Delivery[T]{}, nil, false
+	return d, err, true
 }
 
 // Run runs the controller until ctx ends (it returns ctx's error), Close or

@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -232,4 +233,56 @@ func TestLifecycle(t *testing.T) {
 	if _, err := consumer.Receive(ctx); !errors.Is(err, delivery.ErrClosed) {
 		t.Errorf("Receive after Close = %v; want ErrClosed", err)
 	}
+}
+
+// TestReceiveBatch: a batch takes what is waiting; a payload that does not
+// unmarshal ends the batch and comes alone next, with its error.
+func TestReceiveBatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pipe, _ := memory.NewPipe(memory.Options{})
+	producer, _ := delivery.NewProducerController[string](pipe.Producer(), nil, delivery.ProducerSettings{ProducerID: "p"})
+	consumer, _ := delivery.NewConsumerController(pipe.Consumer(), delivery.JSON[point]{}, delivery.ConsumerSettings{})
+	waitProducer := run(t, ctx, producer)
+	waitConsumer := run(t, ctx, consumer)
+	msgs := []string{`{"X":1}`, `{"X":2}`, `{"X":3}`, `bad`, `{"X":5}`}
+	for _, m := range msgs {
+		if _, err := producer.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until all five have been taken in by the consumer.
+	for consumer.Stats().Delivered < 5 {
+		time.Sleep(time.Millisecond) // Stats has no event to wait on
+	}
+	var got []int
+	var bad []delivery.SeqNr
+	for len(got)+len(bad) < 5 {
+		batch, err := consumer.ReceiveBatch(ctx, nil, 10)
+		var ue *delivery.UnmarshalError
+		if errors.As(err, &ue) {
+			if len(batch) != 1 || batch[0].SeqNr != 4 {
+				t.Fatalf("the bad message came as %v", batch)
+			}
+			bad = append(bad, ue.SeqNr)
+			batch[0].Confirm()
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range batch {
+			got = append(got, d.Message.X)
+		}
+		batch[len(batch)-1].Confirm()
+	}
+	if fmt.Sprint(got) != "[1 2 3 5]" || fmt.Sprint(bad) != "[4]" {
+		t.Errorf("batches gave %v and the bad %v", got, bad)
+	}
+	if err := producer.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	consumer.Close()
+	waitProducer()
+	waitConsumer()
 }

@@ -51,7 +51,9 @@ type Frame struct {
 
 // FrameSizeLimiter is an optional Link capability: a carrier that cannot
 // carry frames above a size (NATS's max_payload, for one) reports it, and
-// the controllers keep their frames and chunks under it.
+// the controllers keep their frames and chunks under it. A type that wraps a
+// Link must forward this (and StatusReporter), or the controller writes
+// frames the carrier refuses, and resends them, forever.
 type FrameSizeLimiter interface {
 	MaxFrameSize() int
 }

@@ -3,6 +3,8 @@ package delivery_test
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -298,22 +300,41 @@ func TestReleaseAfterConfirm(t *testing.T) {
 	waitConsumer()
 }
 
+// stuckLink, once stuck, blocks every Send until its context ends, as a
+// link whose peer is gone and never comes back; blocked is closed when a
+// Send first waits.
+type stuckLink struct {
+	delivery.Link
+	stuck   atomic.Bool
+	once    sync.Once
+	blocked chan struct{}
+}
+
+func (l *stuckLink) Send(ctx context.Context, frame []byte) error {
+	if !l.stuck.Load() {
+		return l.Link.Send(ctx, frame)
+	}
+	l.once.Do(func() { close(l.blocked) })
+	<-ctx.Done()
+	return ctx.Err()
+}
+
 // TestDeliverThenStopWithProducerGone: a consumer whose producer has gone,
-// with its link unable to send, still stops promptly once everything is
-// delivered and confirmed, rather than wait on the dead peer until its
-// context ends. (Found by the durable queue's SIGKILL test.)
+// with its writer stuck in a Send that will never complete, still stops
+// promptly once everything is delivered and confirmed, rather than wait on
+// the dead peer until its context ends. (Found by the durable queue's
+// SIGKILL test.)
 func TestDeliverThenStopWithProducerGone(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// A queue of one frame towards a producer that is gone: the consumer's
-	// control frames fill it, then its Send blocks.
-	pipe, _ := memory.NewPipe(memory.Options{Queue: true, Capacity: 1})
+	pipe, _ := memory.NewPipe(memory.Options{})
 	ps := fastProducer
 	ps.ProducerID = "p"
 	producer, _ := delivery.NewProducerController[[]byte](pipe.Producer(), nil, ps)
 	cs := fastConsumer
 	cs.ResendMin, cs.ResendMax = 50*time.Millisecond, 50*time.Millisecond
-	consumer, _ := delivery.NewConsumerController[[]byte](pipe.Consumer(), nil, cs)
+	link := &stuckLink{Link: pipe.Consumer(), blocked: make(chan struct{})}
+	consumer, _ := delivery.NewConsumerController[[]byte](link, nil, cs)
 	waitProducer := run(t, ctx, producer)
 	waitConsumer := run(t, ctx, consumer)
 	if _, err := producer.Send(ctx, adaptertest.Payload(0, 8)); err != nil {
@@ -324,10 +345,11 @@ func TestDeliverThenStopWithProducerGone(t *testing.T) {
 	}
 	producer.Close()
 	waitProducer()
-	// Wait until the consumer's writer is stuck: its retries have filled the
-	// queue and one more is waiting.
-	if err := pipe.WaitFor(ctx, func(s memory.Stats) bool { return s.Sent >= 3 }); err != nil {
-		t.Fatal(err)
+	link.stuck.Store(true)
+	select {
+	case <-link.blocked: // the consumer's retry is stuck in Send
+	case <-ctx.Done():
+		t.Fatal("the consumer never sent again")
 	}
 	start := time.Now()
 	if err := consumer.Shutdown(ctx); err != nil {

@@ -24,10 +24,14 @@ func (o *outbox) reserve(h frameHeader, n int) *[]byte {
 			return last
 		}
 	}
-	o.frames = append(o.frames, appendFrameHeader(getFrameBuf(), h))
+	o.frames = append(o.frames, appendFrameHeader(getFrameBuf(min(o.max, frameHeaderMax+n)), h))
 	o.open, o.openHdr = true, h
 	return &o.frames[len(o.frames)-1]
 }
+
+// backlog is the number of frames waiting for the writer, the open one
+// included.
+func (o *outbox) backlog() int { return len(o.frames) - o.head }
 
 // next returns the oldest frame not yet handed to the writer, or nil.
 func (o *outbox) next() []byte {
@@ -50,7 +54,15 @@ func (o *outbox) taken() {
 // free of allocation.
 var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-func getFrameBuf() []byte { return (*frameBufs.Get().(*[]byte))[:0] }
+// getFrameBuf returns an empty buffer that holds at least size bytes
+// without growing: a large frame is not copied over and over as it fills.
+func getFrameBuf(size int) []byte {
+	b := (*frameBufs.Get().(*[]byte))[:0]
+	if cap(b) < size {
+		return make([]byte, 0, size)
+	}
+	return b
+}
 
 func putFrameBuf(b []byte) {
 	if cap(b) > 4*DefaultMaxFrameSize {

@@ -114,6 +114,13 @@ func (p *ProducerController[T]) SendWithConfirmation(ctx context.Context, msg T)
 	return c, err
 }
 
+// TrySendWithConfirmation is SendWithConfirmation without the wait: it
+// returns ErrNoDemand at once when the consumer's window is full.
+func (p *ProducerController[T]) TrySendWithConfirmation(msg T) (*Confirmation, error) {
+	_, c, err := p.send(context.Background(), msg, true, false)
+	return c, err
+}
+
 func (p *ProducerController[T]) send(ctx context.Context, msg T, withReply, wait bool) (SeqNr, *Confirmation, error) {
 	payload, err := p.ser.Marshal(msg)
 	if err != nil {

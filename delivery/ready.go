@@ -56,14 +56,7 @@ func (q *readyQueue) signalReceivers() {
 func (q *readyQueue) pop(ctx context.Context) (readyMsg, uint64, producerIdentity, error) {
 	for {
 		q.mu.Lock()
-		if q.head < len(q.items) {
-			m := q.items[q.head]
-			q.items[q.head] = readyMsg{}
-			q.head++
-			if q.head == len(q.items) {
-				q.items, q.head = q.items[:0], 0
-			}
-			q.handed = m.seqNr
+		if m, ok := q.takeLocked(); ok {
 			gen, id := q.gen, q.id
 			q.mu.Unlock()
 			return m, gen, id, nil
@@ -82,6 +75,29 @@ func (q *readyQueue) pop(ctx context.Context) (readyMsg, uint64, producerIdentit
 			return readyMsg{}, 0, producerIdentity{}, ctx.Err()
 		}
 	}
+}
+
+// tryPop hands out the next message if one is waiting.
+func (q *readyQueue) tryPop() (readyMsg, uint64, producerIdentity, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m, ok := q.takeLocked()
+	return m, q.gen, q.id, ok
+}
+
+// takeLocked takes the next message, if any; q.mu must be held.
+func (q *readyQueue) takeLocked() (readyMsg, bool) {
+	if q.head == len(q.items) {
+		return readyMsg{}, false
+	}
+	m := q.items[q.head]
+	q.items[q.head] = readyMsg{}
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	q.handed = m.seqNr
+	return m, true
 }
 
 // confirmUpTo records the application's confirmation of seqNr and every

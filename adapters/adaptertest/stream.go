@@ -119,6 +119,43 @@ func (c *Consumer) Take(ctx context.Context, stop func(i int, got []int) bool, c
 	}
 }
 
+// TakeWithFaults receives and confirms until message last arrives, and
+// calls fault(k) once marks[k] messages have been taken. Each fault runs in
+// a goroutine of its own, so the stream flows while it lands; the consumer
+// holds at the next mark, and before the last message, until the fault
+// before is done, so every fault lands inside the stream. fault must not
+// call t.Fatal (it is not on the test's goroutine).
+func (c *Consumer) TakeWithFaults(ctx context.Context, last int, marks []int, fault func(k int)) []int {
+	c.t.Helper()
+	var prev chan struct{}
+	wait := func() {
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-ctx.Done():
+			}
+		}
+	}
+	return c.Take(ctx, func(i int, got []int) bool {
+		for k, m := range marks {
+			if len(got) == m {
+				wait()
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					fault(k)
+				}()
+				prev = done
+			}
+		}
+		if i == last {
+			wait()
+			return true
+		}
+		return false
+	}, nil)
+}
+
 // TakeUpTo receives and confirms until message last arrives.
 func (c *Consumer) TakeUpTo(ctx context.Context, last int) []int {
 	c.t.Helper()

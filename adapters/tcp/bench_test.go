@@ -3,7 +3,6 @@ package tcp_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/tcp"
@@ -30,55 +29,19 @@ func pair(b *testing.B) (producer, consumer *tcp.Link, closeAll func()) {
 }
 
 func benchTCP(b *testing.B, size int) {
-	ctx := context.Background()
 	payload := adaptertest.Payload(0, size)
 	b.SetBytes(int64(size))
-
 	b.StopTimer()
 	out, in, closeRaw := pair(b)
-	start := time.Now()
-	go func() {
-		for range b.N {
-			if out.Send(ctx, payload) != nil {
-				return
-			}
-		}
-	}()
-	for range b.N {
-		if _, err := in.Receive(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	raw := float64(b.N) / time.Since(start).Seconds()
+	raw := adaptertest.LinkRate(b, out, in, b.N, payload)
 	closeRaw()
 
 	producerLink, consumerLink, closeReliable := pair(b)
 	defer closeReliable()
-	producer, _ := delivery.NewProducerController[[]byte](producerLink, nil, delivery.ProducerSettings{ProducerID: "bench"})
-	consumer, _ := delivery.NewConsumerController[[]byte](consumerLink, nil, delivery.ConsumerSettings{})
-	go producer.Run(ctx)
-	go consumer.Run(ctx)
-	defer producer.Close()
-	defer consumer.Close()
+	s := adaptertest.NewBenchStream(b, producerLink, consumerLink, delivery.ProducerSettings{}, delivery.ConsumerSettings{})
+	defer s.Close()
 	b.StartTimer()
-	start = time.Now()
-	go func() {
-		for range b.N {
-			if _, err := producer.Send(ctx, payload); err != nil {
-				return
-			}
-		}
-	}()
-	for range b.N {
-		d, err := consumer.Receive(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.Confirm()
-	}
-	reliable := float64(b.N) / time.Since(start).Seconds()
+	reliable := s.Rate(b.N, payload)
 	b.StopTimer()
-	b.ReportMetric(reliable, "msgs/s")
-	b.ReportMetric(raw, "raw-msgs/s")
-	b.ReportMetric(reliable/raw, "ratio")
+	adaptertest.ReportRates(b, reliable, raw)
 }

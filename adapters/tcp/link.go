@@ -2,7 +2,9 @@ package tcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -163,7 +165,11 @@ func (l *Link) connEnded(c *conn, err error) {
 	l.mu.Unlock()
 	if current && !closed {
 		l.setErr(err)
-		l.log.Warn("connection lost", "err", err)
+		if errors.Is(err, io.EOF) {
+			l.log.Info("the peer closed the connection", "err", err) // it stopped, or restarts
+		} else {
+			l.log.Warn("connection lost", "err", err)
+		}
 	}
 }
 
