@@ -5,11 +5,20 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 60s
 BENCHTIME   ?= 1s
 
-.PHONY: test lint bench fuzz
+# The brokers every test run needs; none is skipped for want of one.
+TEST_BROKERS ?= BRIDGE_TEST_REQUIRE_BROKERS=1 \
+	BRIDGE_TEST_AMQP_URL=$${BRIDGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
+	BRIDGE_TEST_NATS_URL=$${BRIDGE_TEST_NATS_URL:-nats://127.0.0.1:4222}
 
-## test: static checks, then every test under the race detector
-test: lint
-	$(GO) test -race -count=1 -timeout 15m ./...
+.PHONY: test lint brokers bench fuzz
+
+## test: static checks, then every test under the race detector, against real brokers
+test: lint brokers
+	$(TEST_BROKERS) $(GO) test -race -count=1 -timeout 15m ./...
+
+## brokers: make sure RabbitMQ and NATS run here (installs them if missing)
+brokers:
+	./.ci/brokers
 
 ## lint: gofmt, go vet and staticcheck
 lint:
