@@ -1,0 +1,151 @@
+package bridge
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bridge-mq/bridge/delivery"
+)
+
+// metrics is the service's Prometheus registry. The protocol's counters are
+// read from the controllers' and the link's Stats at scrape time, so the hot
+// path pays nothing; the latency histogram is observed as messages go.
+type metrics struct {
+	reg     *prometheus.Registry
+	latency prometheus.Histogram
+
+	mu       sync.Mutex
+	producer func() delivery.ProducerStats
+	consumer func() delivery.ConsumerStats
+	link     func() delivery.LinkStatus
+	labels   prometheus.Labels
+}
+
+func newMetrics(cfg *Config) *metrics {
+	m := &metrics{
+		reg:    prometheus.NewRegistry(),
+		labels: prometheus.Labels{"stream": cfg.Stream, "role": cfg.Role, "transport": cfg.Transport},
+	}
+	help := "Producer: seconds from a message's acceptance to the consumer's confirmation (sampled). " +
+		"Consumer: seconds from a message's delivery to the sink's confirmation."
+	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bridge_latency_seconds", Help: help, ConstLabels: m.labels,
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18), // 100 µs to 13 s
+	})
+	m.reg.MustRegister(m.latency, (*statsCollector)(m),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) watchProducer(p interface{ Stats() delivery.ProducerStats }, link delivery.Link) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.producer = p.Stats
+	m.link = linkStatus(link)
+}
+
+func (m *metrics) watchConsumer(c interface{ Stats() delivery.ConsumerStats }, link delivery.Link) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.consumer = c.Stats
+	m.link = linkStatus(link)
+}
+
+// linkStatus reads a link's status; a link that cannot tell is connected.
+func linkStatus(l delivery.Link) func() delivery.LinkStatus {
+	if r, ok := l.(delivery.StatusReporter); ok {
+		return r.Status
+	}
+	return func() delivery.LinkStatus { return delivery.LinkStatus{Connected: true} }
+}
+
+func (m *metrics) observe(d time.Duration) { m.latency.Observe(d.Seconds()) }
+
+// statsCollector turns Stats snapshots into metrics.
+type statsCollector metrics
+
+type metricDef struct {
+	name, help string
+	kind       prometheus.ValueType
+}
+
+var (
+	producerMetrics = []metricDef{
+		{"bridge_messages_sent_total", "Sequenced messages sent for the first time (chunks count one each).", prometheus.CounterValue},
+		{"bridge_messages_resent_total", "Sequenced messages sent again.", prometheus.CounterValue},
+		{"bridge_confirmed_seq_nr", "Highest sequence number the consumer confirmed.", prometheus.GaugeValue},
+		{"bridge_unconfirmed", "Sequence numbers taken and not yet confirmed: the producer's buffer (with a durable queue, its depth).", prometheus.GaugeValue},
+		{"bridge_unconfirmed_bytes", "Payload bytes held unconfirmed (with a durable queue, on disk).", prometheus.GaugeValue},
+		{"bridge_window", "Sequence numbers the producer may still send before it must wait for the consumer.", prometheus.GaugeValue},
+	}
+	consumerMetrics = []metricDef{
+		{"bridge_messages_delivered_total", "Messages handed to the sink.", prometheus.CounterValue},
+		{"bridge_confirmed_seq_nr", "Highest sequence number the sink confirmed.", prometheus.GaugeValue},
+		{"bridge_duplicates_dropped_total", "Messages dropped as already received.", prometheus.CounterValue},
+		{"bridge_gap_drops_total", "Messages dropped while waiting for a resend.", prometheus.CounterValue},
+		{"bridge_lost_total", "Sequence numbers skipped in only-flow-control mode.", prometheus.CounterValue},
+		{"bridge_resend_requests_total", "Resends asked of the producer.", prometheus.CounterValue},
+		{"bridge_window", "Sequence numbers granted to the producer and not yet received.", prometheus.GaugeValue},
+	}
+	linkMetrics = []metricDef{
+		{"bridge_frames_sent_total", "Frames sent on the carrier.", prometheus.CounterValue},
+		{"bridge_frames_received_total", "Frames received from the carrier.", prometheus.CounterValue},
+		{"bridge_send_errors_total", "Frames the carrier failed to send (their messages are resent).", prometheus.CounterValue},
+		{"bridge_bad_frames_total", "Received frames dropped as malformed.", prometheus.CounterValue},
+		{"bridge_connected", "1 while the carrier is connected.", prometheus.GaugeValue},
+		{"bridge_reconnects_total", "Times the carrier connected again after losing its connection.", prometheus.CounterValue},
+	}
+)
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	m := (*metrics)(c)
+	m.mu.Lock()
+	producer, consumer, link := m.producer, m.consumer, m.link
+	m.mu.Unlock()
+	emit := func(d metricDef, v float64) {
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(d.name, d.help, nil, m.labels), d.kind, v)
+	}
+	var frames [4]uint64
+	if producer != nil {
+		s := producer()
+		window := 0.0
+		if s.RequestedSeqNr > s.SentSeqNr {
+			window = float64(s.RequestedSeqNr - s.SentSeqNr)
+		}
+		for i, v := range []float64{float64(s.MessagesSent), float64(s.Resent), float64(s.ConfirmedSeqNr),
+			float64(s.Unconfirmed()), float64(s.HeldBytes), window} {
+			emit(producerMetrics[i], v)
+		}
+		frames = [4]uint64{s.FramesSent, s.FramesReceived, s.SendErrors, s.BadFrames}
+	}
+	if consumer != nil {
+		s := consumer()
+		window := 0.0
+		if s.RequestedSeqNr > s.ReceivedSeqNr {
+			window = float64(s.RequestedSeqNr - s.ReceivedSeqNr)
+		}
+		for i, v := range []float64{float64(s.Delivered), float64(s.ConfirmedSeqNr), float64(s.Duplicates),
+			float64(s.GapDrops), float64(s.Lost), float64(s.ResendRequests), window} {
+			emit(consumerMetrics[i], v)
+		}
+		frames = [4]uint64{s.FramesSent, s.FramesReceived, s.SendErrors, s.BadFrames}
+	}
+	if link == nil {
+		return
+	}
+	st := link()
+	connected := 0.0
+	if st.Connected {
+		connected = 1
+	}
+	for i, v := range []float64{float64(frames[0]), float64(frames[1]), float64(frames[2]), float64(frames[3]), connected, float64(st.Reconnects)} {
+		emit(linkMetrics[i], v)
+	}
+}

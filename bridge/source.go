@@ -1,0 +1,73 @@
+package bridge
+
+import (
+	"context"
+	"time"
+
+	"github.com/bridge-mq/bridge/delivery"
+)
+
+// A source feeds the producer. run returns nil when its input is exhausted
+// (stdin at its end, the generator's count reached), ctx's error when the
+// service stops it, or why it failed.
+type source interface {
+	run(ctx context.Context, s *sender) error
+}
+
+// sender sends for a source, and samples the time from acceptance to the
+// consumer's confirmation into the latency histogram: every sampleEvery-th
+// message goes with a confirmation, and one goroutine waits for them in
+// order (confirmations resolve in sequence order).
+type sender struct {
+	p       *delivery.ProducerController[[]byte]
+	m       *metrics
+	n       uint64
+	samples chan sample
+	done    chan struct{}
+}
+
+type sample struct {
+	c  *delivery.Confirmation
+	at time.Time
+}
+
+const sampleEvery = 64
+
+func newSender(p *delivery.ProducerController[[]byte], m *metrics) *sender {
+	s := &sender{p: p, m: m, samples: make(chan sample, 4096), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for sm := range s.samples {
+			<-sm.c.Done() // resolves with an error if the producer stops first
+			if sm.c.Err() == nil {
+				m.observe(time.Since(sm.at))
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sender) send(ctx context.Context, msg []byte) error {
+	s.n++
+	if s.n%sampleEvery != 0 {
+		_, err := s.p.Send(ctx, msg)
+		return err
+	}
+	at := time.Now()
+	c, err := s.p.SendWithConfirmation(ctx, msg)
+	if err != nil {
+		return err
+	}
+	select {
+	case s.samples <- sample{c: c, at: at}:
+	default: // the sampler lags: skip this sample rather than slow the source
+	}
+	return nil
+}
+
+// close stops the sampler once the producer has stopped (which resolves
+// every confirmation it waits on).
+func (s *sender) close() {
+	close(s.samples)
+	<-s.done
+}
