@@ -10,7 +10,7 @@ TEST_BROKERS ?= BRIDGE_TEST_REQUIRE_BROKERS=1 \
 	BRIDGE_TEST_AMQP_URL=$${BRIDGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
 	BRIDGE_TEST_NATS_URL=$${BRIDGE_TEST_NATS_URL:-nats://127.0.0.1:4222}
 
-.PHONY: test lint brokers bench fuzz
+.PHONY: test lint brokers bench fuzz chaos
 
 ## test: static checks, then every test under the race detector, against real brokers
 test: lint brokers
@@ -33,3 +33,8 @@ bench:
 ## fuzz: the frame decoder under the fuzzer for FUZZTIME
 fuzz:
 	$(GO) test ./delivery -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME)
+
+## chaos: the long fault-injection run over every carrier (100,000 messages, 20 faults each); writes docs/reliability.md
+chaos: brokers
+	$(TEST_BROKERS) BRIDGE_TEST_CHAOS=long BRIDGE_TEST_CHAOS_REPORT=$(CURDIR)/docs/reliability.md \
+		$(GO) test ./cmd/bridge -run '^TestChaos$$' -count=1 -timeout 90m -v

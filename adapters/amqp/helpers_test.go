@@ -176,7 +176,8 @@ func cutConnections(t testing.TB, ctl []string, name string) int {
 	list := append(append([]string{}, ctl[1:]...), "list_connections", "-q", "--no-table-headers", "pid", "client_properties")
 	out, err := exec.Command(ctl[0], list...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("rabbitmqctl list_connections: %v: %s", err, out)
+		t.Errorf("rabbitmqctl list_connections: %v: %s", err, out) // not Fatal: faults run off the test's goroutine
+		return 0
 	}
 	want := `{"connection_name","` + name + ` `
 	var pids []string

@@ -45,6 +45,12 @@ func TestCutsDuringStream(t *testing.T) {
 
 	closed := make([]int, 4)
 	got := cons.TakeWithFaults(ctx, n-1, []int{n / 10, 3 * n / 10, n / 2, 7 * n / 10}, func(k int) {
+		// Both connections must be back from the cut before, or a slow
+		// machine cuts one that is still reconnecting. Polled: the status
+		// has no event.
+		for deadline := time.Now().Add(30 * time.Second); !c.Status().Connected && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
 		closed[k] = cutConnections(t, ctl, name)
 	})
 	adaptertest.CheckExactlyOnceInOrder(t, got, n)
