@@ -10,7 +10,7 @@ TEST_BROKERS ?= BRIDGE_TEST_REQUIRE_BROKERS=1 \
 	BRIDGE_TEST_AMQP_URL=$${BRIDGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
 	BRIDGE_TEST_NATS_URL=$${BRIDGE_TEST_NATS_URL:-nats://127.0.0.1:4222}
 
-.PHONY: test lint brokers bench fuzz chaos
+.PHONY: test lint brokers bench fuzz chaos demo-kill
 
 ## test: static checks, then every test under the race detector, against real brokers
 test: lint brokers
@@ -38,3 +38,8 @@ fuzz:
 chaos: brokers
 	$(TEST_BROKERS) BRIDGE_TEST_CHAOS=long BRIDGE_TEST_CHAOS_REPORT=$(CURDIR)/docs/reliability.md \
 		$(GO) test ./cmd/bridge -run '^TestChaos$$' -count=1 -timeout 90m -v
+
+PROFILE ?= amqp
+## demo-kill: with Docker, kill the consumer mid-stream on a real broker and count what arrived (PROFILE=amqp|kafka|jetstream|nats|tcp)
+demo-kill:
+	./compose/demo-kill.sh $(PROFILE)
