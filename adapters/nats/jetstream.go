@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -83,6 +85,19 @@ func (l *Link) consumerConfig() jetstream.ConsumerConfig {
 func (l *Link) ensureStream(ctx context.Context, js jetstream.JetStream) (maxFrame int, err error) {
 	sc := l.streamConfig()
 	s, err := js.CreateStream(ctx, sc)
+	for attempt := 1; attempt < 5 && isStoreRace(err); attempt++ {
+		// nats-server removes an account's emptied store directories in the
+		// background after a stream is deleted, which can pull them from
+		// under a stream being created at the same moment (error 10049,
+		// "error creating store for stream"). The next try creates them
+		// again.
+		select {
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		s, err = js.CreateStream(ctx, sc)
+	}
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		// It exists with other settings: an operator's, or an earlier
 		// configuration's. Use it as it is, if it takes our subject.
@@ -117,4 +132,16 @@ func (l *Link) ensureConsumer(ctx context.Context, js jetstream.JetStream) (jets
 		return nil, fmt.Errorf("nats: create jetstream consumer %s on stream %s: %w", cc.Durable, l.names.jsStream, err)
 	}
 	return cons, nil
+}
+
+// errCodeStreamCreate is nats-server's JSStreamCreateErrF, which nats.go
+// names no constant for.
+const errCodeStreamCreate jetstream.ErrorCode = 10049
+
+// isStoreRace reports whether err is the server's failure to create a
+// stream's store, which a stream deleted at the same moment can cause.
+func isStoreRace(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamCreate &&
+		strings.Contains(apiErr.Description, "error creating store for stream")
 }

@@ -2,7 +2,9 @@ package nats_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,4 +210,42 @@ func storedFrames(t *testing.T, cfg nats.Config, stream string) uint64 {
 		t.Fatal(err)
 	}
 	return s.CachedInfo().State.Msgs
+}
+
+// TestStreamCreateWhileOthersDelete: links created while other streams are
+// deleted on the same server. nats-server removes an account's emptied store
+// directories in the background after a delete, which can pull them from
+// under a create (error 10049); the carrier tries again rather than fail.
+// (Found by the conformance suite's parallel streams on a loaded machine.)
+func TestStreamCreateWhileOthersDelete(t *testing.T) {
+	srv := startServer(t, nats.ServerConfig{})
+	c := newCarrier(t, testConfig(srv.URL(), nats.ModeJetStream))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	// Two at a time, so the account is often left with no stream at all:
+	// that is when the server removes its directories.
+	for g := range 2 {
+		wg.Go(func() {
+			for i := range 150 {
+				stream := fmt.Sprintf("race%d-%d-%s", g, i, runID)
+				l, err := c.Link(ctx, stream, delivery.ConsumerEnd)
+				if err != nil {
+					errs <- err
+					return
+				}
+				l.Close()
+				if err := c.DeleteStream(ctx, stream); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
