@@ -28,7 +28,8 @@ type chaosRun struct {
 	n        int
 	rng      *rand.Rand
 	dir      string
-	httpAddr string
+	httpAddr string // the producer's: the API, and its health
+	consHTTP string // the consumer's health
 	producer *proc
 	consumer *proc
 
@@ -59,7 +60,7 @@ type faultRecord struct {
 
 func newChaosRun(t *testing.T, r *rig, n int, seed uint64) *chaosRun {
 	c := &chaosRun{
-		t: t, rig: r, n: n, rng: rand.New(rand.NewPCG(seed, 11)), dir: t.TempDir(), httpAddr: freeAddr(t),
+		t: t, rig: r, n: n, rng: rand.New(rand.NewPCG(seed, 11)), dir: t.TempDir(), httpAddr: freeAddr(t), consHTTP: freeAddr(t),
 		firstSeen: make([]time.Time, n+1),
 		tail:      make(chan string, 1),
 		tailDone:  make(chan struct{}),
@@ -77,7 +78,7 @@ func (c *chaosRun) producerEnv() []string {
 
 func (c *chaosRun) consumerEnv() []string {
 	return append(append(append([]string{}, c.rig.vars...), c.rig.consumerVars...),
-		"BRIDGE_ROLE=consumer", "BRIDGE_RESEND_MIN=100ms", "BRIDGE_RESEND_MAX=1s", "BRIDGE_SHUTDOWN_TIMEOUT=10s")
+		"BRIDGE_ROLE=consumer", "BRIDGE_HTTP_ADDR="+c.consHTTP, "BRIDGE_RESEND_MIN=100ms", "BRIDGE_RESEND_MAX=1s", "BRIDGE_SHUTDOWN_TIMEOUT=10s")
 }
 
 func (c *chaosRun) startProducer() {
@@ -143,6 +144,10 @@ func (c *chaosRun) run(ctx context.Context, faults int) {
 	if !c.waitAllWritten(ctx) {
 		c.t.Errorf("not every accepted message was written: %s", c.diagnose())
 	}
+	// A process just restarted by the last fault may not yet handle
+	// SIGTERM; one that serves /healthz does.
+	waitStatus(c.t, "http://"+c.httpAddr+"/healthz", http.StatusOK)
+	waitStatus(c.t, "http://"+c.consHTTP+"/healthz", http.StatusOK)
 	c.producer.terminate(c.t, "producer")
 	c.consumer.terminate(c.t, "consumer")
 	c.tail <- "" // drain the last file and stop
