@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	natscarrier "github.com/bridge-mq/bridge/adapters/nats"
 )
 
@@ -129,12 +130,12 @@ func natsRig(t *testing.T, jetstream bool) *rig {
 // broker fault closes every connection of the stream from the broker's side
 // (the broker is shared: it is not restarted).
 func amqpRig(t *testing.T) *rig {
-	url := rabbitMQ(t)
+	url := adaptertest.RabbitMQ(t)
 	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
 		t.Fatalf("rabbitmqctl is needed to close connections from the broker's side: %v", err)
 	}
 	stream := fmt.Sprintf("chaos-%d", time.Now().UnixNano())
-	t.Cleanup(func() { deleteQueues(url, "bridge."+stream+".data", "bridge."+stream+".control") })
+	t.Cleanup(func() { adaptertest.DeleteQueues(url, "bridge."+stream+".data", "bridge."+stream+".control") })
 	px := newProxy(t, "amqp", "", "127.0.0.1:5672")
 	return &rig{
 		name:          "amqp",

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
@@ -49,9 +48,9 @@ var transports = []transport{
 		return []string{"BRIDGE_TRANSPORT=nats", "BRIDGE_NATS_JETSTREAM=true", "BRIDGE_NATS_EMBEDDED_ADDR=" + freeAddr(t), "BRIDGE_NATS_EMBEDDED_DIR=" + t.TempDir()}
 	}},
 	{"amqp", func(t *testing.T) []string {
-		url := rabbitMQ(t)
+		url := adaptertest.RabbitMQ(t)
 		stream := fmt.Sprintf("e2e-%d", time.Now().UnixNano())
-		t.Cleanup(func() { deleteQueues(url, "bridge."+stream+".data", "bridge."+stream+".control") })
+		t.Cleanup(func() { adaptertest.DeleteQueues(url, "bridge."+stream+".data", "bridge."+stream+".control") })
 		return []string{"BRIDGE_TRANSPORT=amqp", "BRIDGE_AMQP_URL=" + url, "BRIDGE_STREAM=" + stream}
 	}},
 	{"kafka", func(t *testing.T) []string {
@@ -65,37 +64,6 @@ var transports = []transport{
 		t.Cleanup(cluster.Close)
 		return []string{"BRIDGE_TRANSPORT=kafka", "BRIDGE_KAFKA_BROKERS=" + addr}
 	}},
-}
-
-// rabbitMQ returns the test broker's URL, skipping (or failing, when
-// brokers are required) if it does not answer.
-func rabbitMQ(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("BRIDGE_TEST_AMQP_URL")
-	if url == "" {
-		url = "amqp://guest:guest@127.0.0.1:5672/"
-	}
-	conn, err := amqp091.DialConfig(url, amqp091.Config{Dial: amqp091.DefaultDial(3 * time.Second)})
-	if err != nil {
-		adaptertest.BrokerUnavailable(t, "RabbitMQ at %s: %v", url, err)
-	}
-	conn.Close()
-	return url
-}
-
-func deleteQueues(url string, names ...string) {
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	for _, n := range names {
-		ch.QueueDelete(n, false, false, false)
-	}
 }
 
 // proc is a bridge process running in the background.
