@@ -45,10 +45,13 @@ func TestCutsDuringStream(t *testing.T) {
 
 	closed := make([]int, 4)
 	got := cons.TakeWithFaults(ctx, n-1, []int{n / 10, 3 * n / 10, n / 2, 7 * n / 10}, func(k int) {
-		// Both connections must be back from the cut before, or a slow
-		// machine cuts one that is still reconnecting. Polled: the status
-		// has no event.
-		for deadline := time.Now().Add(30 * time.Second); !c.Status().Connected && time.Now().Before(deadline); {
+		// Both connections and all four channels must be back from the
+		// cut before, or a slow machine cuts one that is still reopening
+		// and the two losses count as one. Polled: the status has no event.
+		up := func() bool {
+			return c.Status().Connected && producerLink.Status().Connected && consumerLink.Status().Connected
+		}
+		for deadline := time.Now().Add(30 * time.Second); !up() && time.Now().Before(deadline); {
 			time.Sleep(5 * time.Millisecond)
 		}
 		closed[k] = cutConnections(t, ctl, name)
