@@ -2,10 +2,14 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -47,13 +51,18 @@ func openNATS(ctx context.Context, cfg *Config, log *slog.Logger, ends []deliver
 	}
 
 	var server *natscarrier.Server
+	stopServer := func() {}
 	if cfg.NATSURL == "" {
 		addr := cfg.NATSEmbeddedAddr
 		if len(ends) == 2 {
 			addr = "127.0.0.1:0"
 		}
-		if server, err = embeddedNATS(ctx, addr, cfg.NATSEmbeddedDir, log); err != nil {
+		var stop func()
+		if server, stop, err = embeddedNATS(ctx, addr, cfg.NATSEmbeddedDir, log); err != nil {
 			return nil, err
+		}
+		if stop != nil {
+			stopServer = stop
 		}
 		if server != nil {
 			ncfg.URL = server.URL()
@@ -64,9 +73,7 @@ func openNATS(ctx context.Context, cfg *Config, log *slog.Logger, ends []deliver
 	}
 	c, err := natscarrier.New(ctx, ncfg)
 	if err != nil {
-		if server != nil {
-			server.Shutdown()
-		}
+		stopServer()
 		if cfg.NATSURL != "" {
 			return nil, fmt.Errorf("BRIDGE_NATS_URL: %w", err)
 		}
@@ -79,38 +86,90 @@ func openNATS(ctx context.Context, cfg *Config, log *slog.Logger, ends []deliver
 		},
 		close: func() error {
 			err := c.Close()
-			if server != nil {
-				server.Shutdown()
-			}
+			stopServer()
 			return err
 		},
 	}, nil
 }
 
-// embeddedNATS starts a server at addr, or returns nil if the address is
-// taken (another bridge process serves there). Two processes started at
-// once may both find it free: the one that loses the race to bind finds
-// the other's server answering, and uses it.
-func embeddedNATS(ctx context.Context, addr, dir string, log *slog.Logger) (*natscarrier.Server, error) {
+// embeddedNATS starts a server at addr, or returns nil if another bridge
+// process serves there (then this one uses that server). Two processes
+// started at once may both find the address free: with a store directory,
+// the one that locks it first starts the server and the other waits for it
+// to answer (two servers must never share a JetStream store); without one,
+// the loser of the race to bind finds the winner's server answering. The
+// returned stop shuts the server down and lets go of the directory.
+func embeddedNATS(ctx context.Context, addr, dir string, log *slog.Logger) (s *natscarrier.Server, stop func(), err error) {
 	host, portText, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, &ConfigError{Var: "BRIDGE_NATS_EMBEDDED_ADDR", Value: addr, Reason: "must be host:port"}
+		return nil, nil, &ConfigError{Var: "BRIDGE_NATS_EMBEDDED_ADDR", Value: addr, Reason: "must be host:port"}
 	}
 	port, _ := strconv.Atoi(portText)
 	if port != 0 && serving(addr) {
-		return nil, nil
+		return nil, nil, nil
+	}
+	unlock := func() {}
+	if dir != "" {
+		var held bool
+		if unlock, held, err = lockStore(dir); err != nil {
+			return nil, nil, err
+		}
+		if !held {
+			log.Info("another bridge process starts the embedded NATS server on this store; waiting for it", "dir", dir, "addr", addr)
+			if err := awaitServing(ctx, addr, 30*time.Second); err != nil {
+				return nil, nil, fmt.Errorf("BRIDGE_NATS_EMBEDDED_DIR=%s is locked by another process, and no server answers at %s: %w", dir, addr, err)
+			}
+			return nil, nil, nil
+		}
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := natscarrier.StartServer(startCtx, natscarrier.ServerConfig{Host: host, Port: port, StoreDir: dir, Logger: log})
+	s, err = natscarrier.StartServer(startCtx, natscarrier.ServerConfig{Host: host, Port: port, StoreDir: dir, Logger: log})
 	if err != nil {
+		unlock()
 		if port != 0 && serving(addr) {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, fmt.Errorf("starting the embedded NATS server at %s (BRIDGE_NATS_EMBEDDED_ADDR): %w", addr, err)
+		return nil, nil, fmt.Errorf("starting the embedded NATS server at %s (BRIDGE_NATS_EMBEDDED_ADDR): %w", addr, err)
 	}
 	log.Info("started an embedded NATS server (set BRIDGE_NATS_URL to use your own)", "url", s.URL(), "store", s.StoreDir())
-	return s, nil
+	return s, func() { s.Shutdown(); unlock() }, nil
+}
+
+// lockStore takes an exclusive lock on the store directory, if no other
+// process holds it, and reports whether it got it.
+func lockStore(dir string) (unlock func(), held bool, err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, false, fmt.Errorf("BRIDGE_NATS_EMBEDDED_DIR=%s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "bridge-embedded.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("BRIDGE_NATS_EMBEDDED_DIR=%s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return func() {}, false, nil
+		}
+		return nil, false, fmt.Errorf("BRIDGE_NATS_EMBEDDED_DIR=%s: locking: %w", dir, err)
+	}
+	return func() { f.Close() }, true, nil // closing lets go of the lock
+}
+
+// awaitServing waits until something accepts connections at addr.
+func awaitServing(ctx context.Context, addr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for !serving(addr) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing answered in %v", within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond): // a server's start has no event to wait on from another process
+		}
+	}
+	return nil
 }
 
 // serving reports whether something accepts connections at addr.

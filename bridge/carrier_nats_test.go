@@ -1,0 +1,73 @@
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestEmbeddedNATSOneServerPerStore: two bridges started at once with the
+// same embedded address and store directory end up on one server, and its
+// JetStream works; a second server must never run on the same store. (Two
+// servers on one store stopped acking publishes: the e2e test's producer
+// waited minutes for acks on a loaded machine.)
+func TestEmbeddedNATSOneServerPerStore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+
+	var mu sync.Mutex
+	var started, stops []func()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			s, stop, err := embeddedNATS(ctx, addr, dir, log)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if s != nil {
+				started = append(started, stop)
+			}
+			if stop != nil {
+				stops = append(stops, stop)
+			}
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	if len(started) != 1 {
+		t.Fatalf("%d servers started on one store; want 1", len(started))
+	}
+
+	nc, err := natsgo.Connect("nats://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "once", Subjects: []string{"once"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := js.Publish(ctx, "once", []byte{byte(i)}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+}
