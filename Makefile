@@ -10,7 +10,7 @@ TEST_BROKERS ?= BRIDGE_TEST_REQUIRE_BROKERS=1 \
 	BRIDGE_TEST_AMQP_URL=$${BRIDGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
 	BRIDGE_TEST_NATS_URL=$${BRIDGE_TEST_NATS_URL:-nats://127.0.0.1:4222}
 
-.PHONY: test lint brokers bench fuzz chaos demo-kill
+.PHONY: test lint brokers bench bench-chart fuzz chaos demo-kill
 
 ## test: static checks, then every test under the race detector, against real brokers
 test: lint brokers
@@ -26,9 +26,27 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-## bench: the benchmarks, each reporting its rate against the raw carrier in the same run
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...
+BENCH_SIZES  ?= 128,65536
+BENCH_REPORT ?= bench.html
+
+## bench: the Go benchmarks (the protocol, the durable queue, the tcp carrier), then
+## `bridge bench`: tcp, NATS core and JetStream, RabbitMQ (those of `make brokers`) and
+## Kafka (kfake, labelled a test broker), each raw against reliable, in one run, with
+## an HTML report in BENCH_REPORT
+bench: brokers
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./delivery/... ./adapters/tcp
+	$(GO) build -o bin/bridge ./cmd/bridge
+	BRIDGE_BENCH_TRANSPORTS=tcp,nats,jetstream,amqp,kafka \
+	BRIDGE_BENCH_SIZE=$(BENCH_SIZES) BRIDGE_BENCH_REPORT=$(BENCH_REPORT) \
+	BRIDGE_NATS_URL=$${BRIDGE_NATS_URL:-nats://127.0.0.1:4222} \
+	BRIDGE_AMQP_URL=$${BRIDGE_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
+	BRIDGE_LOG_LEVEL=$${BRIDGE_LOG_LEVEL:-warn} \
+	$(GO) run ./cmd/bridge/testdata/kfake bin/bridge bench
+
+## bench-chart: docs/bench.png, the README's picture, from the report of `make bench`
+bench-chart:
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,830 \
+		--screenshot=docs/bench.png "file://$(CURDIR)/$(BENCH_REPORT)"
 
 ## fuzz: the frame decoder under the fuzzer for FUZZTIME
 fuzz:

@@ -44,11 +44,14 @@ func generated(i, size int, at time.Time) []byte {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, at.UnixNano(), 10)
 	b = append(b, ' ')
-	for len(b) < size {
-		b = append(b, 'x')
+	for len(b) < size { // a copy per padding's length, not a byte at a time
+		b = append(b, padding[:min(len(padding), size-len(b))]...)
 	}
 	return b
 }
+
+// padding fills generated messages up to their size.
+var padding = bytes.Repeat([]byte{'x'}, 64<<10)
 
 // parseGenerated reads the number and timestamp of a generated message.
 func parseGenerated(b []byte) (int, time.Time, bool) {

@@ -3,6 +3,7 @@
 //
 //	bridge [run]   run the end BRIDGE_ROLE names (the default command)
 //	bridge demo    run both ends in this process and report what arrived
+//	bridge bench   compare raw clients with reliable delivery over every carrier
 //	bridge env     list every BRIDGE_ variable, its default and meaning
 //	bridge check   check the configuration of `bridge run`, and exit
 //
@@ -26,6 +27,8 @@ const usage = `usage: bridge [command]
 commands:
   run    run the end of the stream BRIDGE_ROLE names (default)
   demo   run both ends here, on the embedded default carrier, and report
+  bench  run one workload over each carrier of BRIDGE_BENCH_TRANSPORTS, raw
+         (the carrier's own client) and reliable (the protocol), and compare
   env    list every BRIDGE_ variable with its type, default and meaning
   check  check the configuration of 'bridge run' and exit
   help   show this
@@ -57,7 +60,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
-	case "run", "demo", "check":
+	case "run", "demo", "check", "bench":
 	default:
 		fmt.Fprintf(stderr, "bridge: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -70,6 +73,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			err = cfg.ValidateRun()
 		case "demo":
 			err = cfg.ValidateDemo()
+		case "bench":
+			err = cfg.ValidateBench()
 		}
 	}
 	if err != nil {
@@ -88,6 +93,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = bridge.Run(ctx, cfg, env)
 	case "demo":
 		err = bridge.Demo(ctx, cfg, env)
+	case "bench":
+		err = bridge.Bench(ctx, cfg, env)
 	}
 	var ce *bridge.ConfigError
 	switch {
