@@ -20,11 +20,13 @@ test: lint brokers
 brokers:
 	./.ci/brokers
 
-## lint: gofmt, go vet and staticcheck
+## lint: gofmt, go vet and staticcheck, and the library and binary build for macOS and Windows
 lint:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	GOOS=darwin $(GO) build ./...
+	GOOS=windows $(GO) build ./...
 
 BENCH_SIZES  ?= 128,65536
 BENCH_REPORT ?= bench.html

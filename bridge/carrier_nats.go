@@ -2,14 +2,10 @@ package bridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -134,26 +130,6 @@ func embeddedNATS(ctx context.Context, addr, dir string, log *slog.Logger) (s *n
 	}
 	log.Info("started an embedded NATS server (set BRIDGE_NATS_URL to use your own)", "url", s.URL(), "store", s.StoreDir())
 	return s, func() { s.Shutdown(); unlock() }, nil
-}
-
-// lockStore takes an exclusive lock on the store directory, if no other
-// process holds it, and reports whether it got it.
-func lockStore(dir string) (unlock func(), held bool, err error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, false, fmt.Errorf("BRIDGE_NATS_EMBEDDED_DIR=%s: %w", dir, err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "bridge-embedded.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, false, fmt.Errorf("BRIDGE_NATS_EMBEDDED_DIR=%s: %w", dir, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return func() {}, false, nil
-		}
-		return nil, false, fmt.Errorf("BRIDGE_NATS_EMBEDDED_DIR=%s: locking: %w", dir, err)
-	}
-	return func() { f.Close() }, true, nil // closing lets go of the lock
 }
 
 // awaitServing waits until something accepts connections at addr.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,5 +70,54 @@ func TestEmbeddedNATSOneServerPerStore(t *testing.T) {
 		if _, err := js.Publish(ctx, "once", []byte{byte(i)}); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
+	}
+}
+
+// TestEmbeddedNATSWaitsForStoreHolder: while another holder has the store
+// directory locked, a bridge starts no server on it, even with the address
+// free; it waits for the holder's server and says why when none comes.
+// Once the lock is let go, the next bridge starts the server.
+func TestEmbeddedNATSWaitsForStoreHolder(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+
+	unlock, held, err := lockStore(dir)
+	if err != nil || !held {
+		t.Fatalf("lockStore on a fresh directory: held %v, %v", held, err)
+	}
+	if _, again, err := lockStore(dir); err != nil || again {
+		t.Fatalf("lockStore while held: held %v, %v; want refused", again, err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	s, stop, err := embeddedNATS(ctx, addr, dir, log)
+	cancel()
+	if s != nil {
+		stop()
+		t.Fatal("a server started on a store another holder has locked")
+	}
+	if err == nil || !strings.Contains(err.Error(), "is locked by another process") {
+		t.Fatalf("err = %v; want one saying the store is locked", err)
+	}
+	if serving(addr) {
+		t.Fatalf("something serves at %s", addr)
+	}
+
+	unlock()
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, stop, err = embeddedNATS(ctx, addr, dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if s == nil || !serving(addr) {
+		t.Fatalf("no server started once the store was free (server %v)", s)
 	}
 }
