@@ -103,10 +103,7 @@ func TestDeletedQueuesResume(t *testing.T) {
 	c := newCarrier(t, amqp.Config{}, stream)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	consumerLink := openLink(t, ctx, c, stream, delivery.ConsumerEnd)
-	producerLink := openLink(t, ctx, c, stream, delivery.ProducerEnd)
-	cons := adaptertest.StartConsumer(t, ctx, consumerLink, streamConsumer)
-	p := adaptertest.StartProducer(t, ctx, producerLink, adaptertest.FastProducer, 0, n, adaptertest.SmallMessages)
+	consumerLink, producerLink, cons, p := startStream(t, ctx, c, stream, n)
 
 	queues := []string{"bridge-test." + stream + ".data", "bridge-test." + stream + ".control"}
 	got := cons.TakeWithFaults(ctx, n-1, []int{n / 4, n / 2}, func(k int) {
@@ -258,10 +255,7 @@ func TestClosedChannelsRecover(t *testing.T) {
 	c := newCarrier(t, amqp.Config{}, stream)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	consumerLink := openLink(t, ctx, c, stream, delivery.ConsumerEnd)
-	producerLink := openLink(t, ctx, c, stream, delivery.ProducerEnd)
-	cons := adaptertest.StartConsumer(t, ctx, consumerLink, streamConsumer)
-	p := adaptertest.StartProducer(t, ctx, producerLink, adaptertest.FastProducer, 0, n, adaptertest.SmallMessages)
+	consumerLink, producerLink, cons, p := startStream(t, ctx, c, stream, n)
 
 	// An ack of a tag the channel never delivered is a 406 channel error; a
 	// publish to a missing exchange a 404.
@@ -321,8 +315,7 @@ func TestExchange(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const n = 200
-	cons := adaptertest.StartConsumer(t, ctx, openLink(t, ctx, c, stream, delivery.ConsumerEnd), streamConsumer)
-	p := adaptertest.StartProducer(t, ctx, openLink(t, ctx, c, stream, delivery.ProducerEnd), adaptertest.FastProducer, 0, n, adaptertest.SmallMessages)
+	_, _, cons, p := startStream(t, ctx, c, stream, n)
 	adaptertest.CheckExactlyOnceInOrder(t, cons.TakeUpTo(ctx, n-1), n)
 	p.Stop(ctx)
 	cons.Stop(ctx)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/amqp"
-	"github.com/bridge-mq/bridge/delivery"
 )
 
 // TestBrokerOutage puts the broker out of reach mid-stream, as a broker
@@ -33,10 +32,7 @@ func TestBrokerOutage(t *testing.T) {
 	c := newCarrier(t, amqp.Config{URL: u.String(), ReconnectMax: 500 * time.Millisecond}, stream)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	consumerLink := openLink(t, ctx, c, stream, delivery.ConsumerEnd)
-	producerLink := openLink(t, ctx, c, stream, delivery.ProducerEnd)
-	cons := adaptertest.StartConsumer(t, ctx, consumerLink, streamConsumer)
-	p := adaptertest.StartProducer(t, ctx, producerLink, adaptertest.FastProducer, 0, n, adaptertest.SmallMessages)
+	consumerLink, producerLink, cons, p := startStream(t, ctx, c, stream, n)
 
 	got := cons.TakeWithFaults(ctx, n-1, []int{n / 4, n / 2}, func(int) {
 		px.down()

@@ -21,6 +21,18 @@ func openLink(t testing.TB, ctx context.Context, c *amqp.Carrier, stream string,
 	return l
 }
 
+// startStream opens both ends of stream on c and streams n small messages
+// through them, from a fast producer to a consumer with streamConsumer's
+// settings; everything closes at cleanup.
+func startStream(t testing.TB, ctx context.Context, c *amqp.Carrier, stream string, n int) (consumerLink, producerLink *amqp.Link, cons *adaptertest.Consumer, p *adaptertest.Producer) {
+	t.Helper()
+	consumerLink = openLink(t, ctx, c, stream, delivery.ConsumerEnd)
+	producerLink = openLink(t, ctx, c, stream, delivery.ProducerEnd)
+	cons = adaptertest.StartConsumer(t, ctx, consumerLink, streamConsumer)
+	p = adaptertest.StartProducer(t, ctx, producerLink, adaptertest.FastProducer, 0, n, adaptertest.SmallMessages)
+	return consumerLink, producerLink, cons, p
+}
+
 // streamConsumer is the consumer settings of these tests: quick retries,
 // the default window.
 var streamConsumer = delivery.ConsumerSettings{ResendMin: 50 * time.Millisecond, ResendMax: 500 * time.Millisecond}
@@ -38,10 +50,7 @@ func TestCutsDuringStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	consumerLink := openLink(t, ctx, c, stream, delivery.ConsumerEnd)
-	producerLink := openLink(t, ctx, c, stream, delivery.ProducerEnd)
-	cons := adaptertest.StartConsumer(t, ctx, consumerLink, streamConsumer)
-	p := adaptertest.StartProducer(t, ctx, producerLink, adaptertest.FastProducer, 0, n, adaptertest.SmallMessages)
+	consumerLink, producerLink, cons, p := startStream(t, ctx, c, stream, n)
 
 	closed := make([]int, 4)
 	got := cons.TakeWithFaults(ctx, n-1, []int{n / 10, 3 * n / 10, n / 2, 7 * n / 10}, func(k int) {

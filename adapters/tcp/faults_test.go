@@ -20,11 +20,7 @@ import (
 func TestCutsDuring100kStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ln, err := tcp.Listen(ctx, "127.0.0.1:0", testConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t, ctx)
 	consumerLink, err := ln.Link("cuts", delivery.ConsumerEnd)
 	if err != nil {
 		t.Fatal(err)
@@ -66,11 +62,7 @@ func TestCutsDuring100kStream(t *testing.T) {
 func TestWrongSecretRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ln, err := tcp.Listen(ctx, "127.0.0.1:0", testConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t, ctx)
 	consumer, _ := ln.Link("guarded", delivery.ConsumerEnd)
 
 	for _, secret := range []string{"wrong", ""} {
@@ -113,11 +105,7 @@ func TestWrongSecretRefused(t *testing.T) {
 func TestHandshakeRefusalsAreClear(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ln, err := tcp.Listen(ctx, "127.0.0.1:0", testConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t, ctx)
 	if _, err := ln.Link("s", delivery.ConsumerEnd); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +123,7 @@ func TestHandshakeRefusalsAreClear(t *testing.T) {
 	} {
 		got := refusal(t, ctx, ln.Addr().String(), c.stream, c.secret, c.end)
 		var re *tcp.RefusedError
-		if !errors.As(got, &re) || !errors.Is(got, tcp.ErrRefused) || !contains(got.Error(), c.want) {
+		if !errors.As(got, &re) || !errors.Is(got, tcp.ErrRefused) || !strings.Contains(got.Error(), c.want) {
 			t.Errorf("%+v: refused with %v; want a *RefusedError saying %q", c, got, c.want)
 		}
 	}
@@ -146,11 +134,7 @@ func TestHandshakeRefusalsAreClear(t *testing.T) {
 func TestGarbageOnThePort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ln, err := tcp.Listen(ctx, "127.0.0.1:0", testConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t, ctx)
 	consumerLink, _ := ln.Link("busy", delivery.ConsumerEnd)
 	producerLink, _ := tcp.Dial(ln.Addr().String(), "busy", delivery.ProducerEnd, testConfig)
 	const n = 5000
@@ -218,4 +202,14 @@ func refusal(t *testing.T, ctx context.Context, addr, stream, secret string, end
 	return nil
 }
 
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
+// listen opens a listener with testConfig on a free loopback port, closed
+// at cleanup.
+func listen(t *testing.T, ctx context.Context) *tcp.Listener {
+	t.Helper()
+	ln, err := tcp.Listen(ctx, "127.0.0.1:0", testConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
