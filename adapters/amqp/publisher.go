@@ -299,8 +299,6 @@ func isChannelException(err error) bool {
 	return errors.As(err, &ae) && ae.Server && ae.Recover
 }
 
-// waitLoss waits for d, or less if lost closes (the keeper noticed the
-// connection's loss and is reconnecting). It reports false once ctx ends.
 // openRetrying opens a session, retrying with backoff (and logging why,
 // as an error for a broker's refusal, which an operator must fix) until it
 // succeeds or ctx ends. It reports false when ctx ended.
@@ -327,6 +325,8 @@ func openRetrying[S any](ctx context.Context, open func(context.Context) (S, <-c
 	}
 }
 
+// waitLoss waits for d, or less if lost closes (the keeper noticed the
+// connection's loss and is reconnecting). It reports false once ctx ends.
 func waitLoss(ctx context.Context, lost <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -160,15 +160,7 @@ func (c *Carrier) open(ctx context.Context, key linkKey) (*Link, error) {
 	}
 	l.life, l.endLife = context.WithCancel(context.Background())
 	fail := func(err error) (*Link, error) {
-		close(l.closed)
-		l.endLife()
-		if l.cons != nil {
-			l.cons.stop()
-		}
-		if l.pub != nil {
-			l.pub.stop()
-		}
-		conn.close(0)
+		l.stop(0)
 		return nil, err
 	}
 	switch {

@@ -198,19 +198,26 @@ func (l *Link) Receive(ctx context.Context) (delivery.Frame, error) {
 // consumer end at once. Idempotent; it waits for the link's goroutines.
 func (l *Link) Close() error {
 	l.closeOnce.Do(func() {
-		close(l.closed)
-		l.endLife()
-		if l.cons != nil {
-			l.cons.stop()
-		}
-		if l.pub != nil {
-			l.pub.stop()
-		}
-		l.conn.close(closeFlushTimeout)
+		l.stop(closeFlushTimeout)
 		l.carrier.forget(l)
 		l.log.Debug("nats: link closed")
 	})
 	return nil
+}
+
+// stop ends the link's goroutines and closes its connection, giving the
+// connection flush to send what it buffered. Once only: Close, or a Link
+// that failed to open.
+func (l *Link) stop(flush time.Duration) {
+	close(l.closed)
+	l.endLife()
+	if l.cons != nil {
+		l.cons.stop()
+	}
+	if l.pub != nil {
+		l.pub.stop()
+	}
+	l.conn.close(flush)
 }
 
 func (l *Link) isClosed() bool {
