@@ -18,12 +18,21 @@ type progress struct {
 
 func newProgress(w io.Writer) *progress {
 	p := &progress{w: w, every: time.Second}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			p.every, p.tty = 200*time.Millisecond, true
-		}
+	if isTerminal(w) {
+		p.every, p.tty = 200*time.Millisecond, true
 	}
 	return p
+}
+
+// isTerminal reports whether w is a terminal, where a progress line can be
+// rewritten in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // follow shows m's round, which started at start, until stop is called.

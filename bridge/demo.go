@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -177,10 +176,8 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 func showProgress(w io.Writer, start time.Time, p *delivery.ProducerController[[]byte], t *tally, done chan<- struct{}) chan<- struct{} {
 	stop := make(chan struct{})
 	every, end := time.Second, "\n"
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			every, end = 200*time.Millisecond, "\r"
-		}
+	if isTerminal(w) {
+		every, end = 200*time.Millisecond, "\r"
 	}
 	go func() {
 		defer close(done)
