@@ -104,9 +104,9 @@ func benchSize(ctx context.Context, t *benchTarget, w benchWorkload, prog *progr
 				continue
 			}
 			m.pipe.close()
-			if m.mode != modeRaw && t.forget != nil {
+			if m.mode != modeRaw && t.car.deleteStream != nil {
 				fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				if err := t.forget(fctx, streams[m.mode]); err != nil {
+				if err := t.car.deleteStream(fctx, streams[m.mode]); err != nil {
 					log.Warn("bench: removing a stream's queues or topics", "stream", streams[m.mode], "err", err)
 				}
 				cancel()

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +63,9 @@ func TestBenchOverBrokers(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.NATSURL, cfg.AMQPURL, cfg.KafkaBrokers = nats.URL(), amqpURL, kafka.ListenAddrs()
+	// A prefix of this run's own, to tell its queues from others' on the
+	// shared broker.
+	cfg.AMQPQueuePrefix = fmt.Sprintf("bench-test-%d", time.Now().UnixNano())
 	const count = 600
 	cfg.Bench.Transports = []string{"jetstream", "amqp", "kafka"}
 	cfg.Bench.Count, cfg.Bench.Size, cfg.Bench.Durable, cfg.Bench.Format = count, []int{128, 64 << 10}, true, "json"
@@ -99,6 +104,26 @@ func TestBenchOverBrokers(t *testing.T) {
 	}
 	checkNoBenchStreams(t, ctx, nats.URL())
 	checkNoBenchTopics(t, ctx, kafka.ListenAddrs())
+	checkNoQueues(t, ctx, cfg.AMQPQueuePrefix+".")
+}
+
+// checkNoQueues fails t if a queue whose name starts with prefix is left
+// on RabbitMQ. AMQP cannot list queues: rabbitmqctl does.
+func checkNoQueues(t *testing.T, ctx context.Context, prefix string) {
+	t.Helper()
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		adaptertest.BrokerUnavailable(t, "no rabbitmqctl to list RabbitMQ's queues: %v", err)
+		return
+	}
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", "-q", "list_queues", "name").Output()
+	if err != nil {
+		t.Fatalf("rabbitmqctl list_queues: %v", err)
+	}
+	for _, q := range strings.Fields(string(out)) {
+		if strings.HasPrefix(q, prefix) {
+			t.Errorf("queue left behind: %s", q)
+		}
+	}
 }
 
 // checkNoBenchStreams fails t if a JetStream stream the bench made is left.

@@ -28,17 +28,17 @@ func amqpTarget(ctx context.Context, cfg Config, log *slog.Logger) (*benchTarget
 		}
 		return conn, nil
 	}
-	admin, err := dial("bridge bench")
+	probe, err := dial("bridge bench")
 	if err != nil {
 		return nil, err
 	}
+	probe.Close() // it was for the broker's name and version
 	t := &benchTarget{
 		name:   "amqp",
-		broker: fmt.Sprintf("%v %v", admin.Properties["product"], admin.Properties["version"]),
+		broker: fmt.Sprintf("%v %v", probe.Properties["product"], probe.Properties["version"]),
 		client: fmt.Sprintf("amqp091-go: persistent mandatory publishes, publisher confirms (at most %d pending), a consumer acking each message, prefetch the window, separate connections", amqpcarrier.DefaultMaxPendingConfirms),
 		cfg:    cfg,
 	}
-	t.onClose(func() { admin.Close() })
 	if err := t.openCarrierFor(ctx, log); err != nil {
 		t.close()
 		return nil, err
@@ -47,9 +47,6 @@ func amqpTarget(ctx context.Context, cfg Config, log *slog.Logger) (*benchTarget
 	prefetch := min(cfg.Window, 65535) // as the carrier's
 	t.raw = func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error) {
 		return rawAMQPPipe(dial, prefix+stream+".raw", prefetch, log, deliver)
-	}
-	t.forget = func(ctx context.Context, stream string) error {
-		return deleteQueues(admin, prefix+stream+".data", prefix+stream+".control")
 	}
 	return t, nil
 }

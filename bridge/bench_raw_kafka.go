@@ -62,9 +62,6 @@ func kafkaTarget(ctx context.Context, cfg Config, log *slog.Logger) (*benchTarge
 	t.raw = func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error) {
 		return rawKafkaPipe(ctx, admin, transport, dialer, cfg.KafkaBrokers, prefix+stream+".raw", size, log, deliver)
 	}
-	t.forget = func(ctx context.Context, stream string) error {
-		return deleteTopics(ctx, admin, prefix+stream+".data", prefix+stream+".control")
-	}
 	return t, nil
 }
 

@@ -39,13 +39,13 @@ func natsTarget(ctx context.Context, cfg Config, log *slog.Logger, js bool) (*be
 		t.close()
 		return nil, err
 	}
-	admin, err := natsgo.Connect(url, append(opts, natsgo.Name("bridge bench"))...)
+	probe, err := natsgo.Connect(url, append(opts, natsgo.Name("bridge bench"))...)
 	if err != nil {
 		t.close()
 		return nil, fmt.Errorf("BRIDGE_NATS_URL: %w", err)
 	}
-	t.onClose(admin.Close)
-	t.broker = "nats-server " + admin.ConnectedServerVersion() + where
+	t.broker = "nats-server " + probe.ConnectedServerVersion() + where
+	probe.Close() // it was for the server's version
 	if err := t.openCarrierFor(ctx, log); err != nil {
 		t.close()
 		return nil, err
@@ -61,17 +61,6 @@ func natsTarget(ctx context.Context, cfg Config, log *slog.Logger, js bool) (*be
 	t.client = "nats.go JetStream: asynchronous publishes, each acknowledged; a pull consumer acking each message"
 	t.raw = func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error) {
 		return rawJetStreamPipe(ctx, url, opts, prefix+"_"+stream, prefix+"."+stream+".raw", log, deliver)
-	}
-	t.forget = func(ctx context.Context, stream string) error {
-		jsc, err := jetstream.New(admin)
-		if err != nil {
-			return err
-		}
-		// The carrier's name for the stream's JetStream stream.
-		if err := jsc.DeleteStream(ctx, prefix+"_"+stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return err
-		}
-		return nil
 	}
 	return t, nil
 }

@@ -20,11 +20,7 @@ type benchTarget struct {
 	cfg    Config // the service's configuration of this transport
 	car    *carrier
 	// raw opens the raw mode's pipe on a stream of its own.
-	raw func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error)
-	// forget removes what a reliable stream left on the broker (queues,
-	// topics, a JetStream stream), once its links are closed; nil when
-	// nothing outlives them.
-	forget  func(ctx context.Context, stream string) error
+	raw     func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error)
 	closers []func() // undone by close, last first
 }
 

@@ -15,6 +15,10 @@ type carrier struct {
 	name  string
 	open  func(ctx context.Context, stream string, end delivery.End) (delivery.Link, error)
 	close func() error
+	// deleteStream removes what a stream keeps on the broker (queues,
+	// topics, a JetStream stream) once its links are closed; nil when
+	// nothing outlives them.
+	deleteStream func(ctx context.Context, stream string) error
 }
 
 // openCarrier connects to the configured transport. ends are the ends this

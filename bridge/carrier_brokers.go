@@ -36,7 +36,8 @@ func openAMQP(ctx context.Context, cfg *Config, log *slog.Logger) (*carrier, err
 		open: func(ctx context.Context, stream string, end delivery.End) (delivery.Link, error) {
 			return c.Link(ctx, stream, end)
 		},
-		close: c.Close,
+		deleteStream: c.DeleteStream,
+		close:        c.Close,
 	}, nil
 }
 
@@ -69,6 +70,7 @@ func openKafka(ctx context.Context, cfg *Config, log *slog.Logger) (*carrier, er
 		open: func(ctx context.Context, stream string, end delivery.End) (delivery.Link, error) {
 			return c.Link(ctx, stream, end)
 		},
-		close: c.Close,
+		deleteStream: c.DeleteStream,
+		close:        c.Close,
 	}, nil
 }

@@ -80,6 +80,7 @@ func openNATS(ctx context.Context, cfg *Config, log *slog.Logger, ends []deliver
 		open: func(ctx context.Context, stream string, end delivery.End) (delivery.Link, error) {
 			return c.Link(ctx, stream, end)
 		},
+		deleteStream: c.DeleteStream,
 		close: func() error {
 			err := c.Close()
 			stopServer()

@@ -121,6 +121,36 @@ func (c *Carrier) forget(l *Link) {
 	c.mu.Unlock()
 }
 
+// DeleteStream deletes a stream's data and control queues with the frames
+// they hold: for retiring a stream, and for tests on a shared broker. Close
+// the stream's links first; they would otherwise declare the queues again.
+// Queues already gone are not an error. It waits for a connection while the
+// carrier is disconnected, until ctx ends.
+func (c *Carrier) DeleteStream(ctx context.Context, stream string) error {
+	data, control, err := queueNames(&c.cfg, stream)
+	if err != nil {
+		return err
+	}
+	if c.isClosed() {
+		return ErrClosed
+	}
+	conn, _, err := c.publish.current(ctx)
+	if err != nil {
+		return fmt.Errorf("amqp: delete the queues of stream %q: %w", stream, err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("amqp: delete the queues of stream %q: %w", stream, err)
+	}
+	defer ch.Close()
+	for _, q := range []string{data, control} {
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			return fmt.Errorf("amqp: delete queue %s of stream %q: %w", q, stream, err)
+		}
+	}
+	return nil
+}
+
 // Status says whether both connections are open, if not why, and how
 // often they were re-established after a loss.
 func (c *Carrier) Status() delivery.LinkStatus {

@@ -15,7 +15,8 @@
 // or to Config.Exchange (a durable direct exchange the queues are bound to
 // under their names). The queues are single-active-consumer: a second end
 // attached to a stream waits as a standby until the first goes, rather
-// than splitting the frames and their order with it.
+// than splitting the frames and their order with it. The queues outlive
+// the links: retiring a stream deletes them (Carrier.DeleteStream).
 //
 // A Carrier holds two connections, one that publishes and one that
 // consumes, as RabbitMQ advises: a broker under a resource alarm blocks the
