@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +10,8 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 )
 
 // TestEmbeddedNATSOneServerPerStore: two bridges started at once with the
@@ -21,9 +22,7 @@ import (
 func TestEmbeddedNATSOneServerPerStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := adaptertest.FreeAddr(t)
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 
@@ -78,12 +77,7 @@ func TestEmbeddedNATSOneServerPerStore(t *testing.T) {
 // free; it waits for the holder's server and says why when none comes.
 // Once the lock is let go, the next bridge starts the server.
 func TestEmbeddedNATSWaitsForStoreHolder(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := adaptertest.FreeAddr(t)
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 

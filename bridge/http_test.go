@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,19 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/bridge"
 )
-
-// freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // baseConfig is a configuration with every default, as LoadConfig gives it
 // with no variables set.
@@ -36,7 +25,7 @@ func baseConfig(t *testing.T) bridge.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.TCPAddr = freeAddr(t)
+	cfg.TCPAddr = adaptertest.FreeAddr(t)
 	cfg.ResendMin, cfg.ResendMax = 50*time.Millisecond, 500*time.Millisecond
 	cfg.LogLevel = "warn"
 	return cfg
@@ -160,13 +149,13 @@ func TestHTTPSource(t *testing.T) {
 	cfg.Window = 4
 	consumerCfg := cfg
 	consumerCfg.Role = "consumer"
-	consumerCfg.HTTPAddr = freeAddr(t)
+	consumerCfg.HTTPAddr = adaptertest.FreeAddr(t)
 	var out lockedBuffer
 	start(t, consumerCfg, &out)
 
 	producerCfg := cfg
 	producerCfg.Role, producerCfg.Source = "producer", "http"
-	producerCfg.HTTPAddr, producerCfg.HTTPToken = freeAddr(t), "s3cret"
+	producerCfg.HTTPAddr, producerCfg.HTTPToken = adaptertest.FreeAddr(t), "s3cret"
 	start(t, producerCfg, io.Discard)
 	waitReady(t, producerCfg.HTTPAddr)
 	waitReady(t, consumerCfg.HTTPAddr)
@@ -204,7 +193,7 @@ func TestHTTPSourceFull(t *testing.T) {
 	c := start(t, consumerCfg, stuck)
 
 	producerCfg := cfg
-	producerCfg.Role, producerCfg.Source, producerCfg.HTTPAddr = "producer", "http", freeAddr(t)
+	producerCfg.Role, producerCfg.Source, producerCfg.HTTPAddr = "producer", "http", adaptertest.FreeAddr(t)
 	producerCfg.ShutdownTimeout = time.Second
 	p := start(t, producerCfg, io.Discard)
 	waitReady(t, producerCfg.HTTPAddr)
@@ -262,7 +251,7 @@ func TestWebhookSink(t *testing.T) {
 	start(t, consumerCfg, io.Discard)
 
 	producerCfg := cfg
-	producerCfg.Role, producerCfg.Source, producerCfg.HTTPAddr = "producer", "http", freeAddr(t)
+	producerCfg.Role, producerCfg.Source, producerCfg.HTTPAddr = "producer", "http", adaptertest.FreeAddr(t)
 	start(t, producerCfg, io.Discard)
 	waitReady(t, producerCfg.HTTPAddr)
 	url := "http://" + producerCfg.HTTPAddr + "/v1/messages?confirm=true"

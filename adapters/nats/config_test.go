@@ -3,7 +3,6 @@ package nats_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/nats"
 	"github.com/bridge-mq/bridge/delivery"
 )
@@ -61,14 +61,9 @@ func TestConfigRejected(t *testing.T) {
 // TestUnreachableServer: New fails with a *ConnectError naming the URL, with
 // its password hidden.
 func TestUnreachableServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	addr := adaptertest.FreeAddr(t) // nothing listens there now
 	url := "nats://user:secret@" + addr
-	_, err = nats.New(context.Background(), nats.Config{URL: url, ConnectTimeout: time.Second})
+	_, err := nats.New(context.Background(), nats.Config{URL: url, ConnectTimeout: time.Second})
 	var cerr *nats.ConnectError
 	if !errors.As(err, &cerr) {
 		t.Fatalf("got %v; want a *ConnectError", err)

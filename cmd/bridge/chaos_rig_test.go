@@ -57,7 +57,7 @@ var toxics = sync.OnceValue(func() *toxiproxy.ApiServer {
 func newProxy(t *testing.T, name, listen, upstream string) *toxiproxy.Proxy {
 	t.Helper()
 	if listen == "" {
-		listen = freeAddr(t)
+		listen = adaptertest.FreeAddr(t)
 	}
 	p := toxiproxy.NewProxy(toxics(), name, listen, upstream)
 	if err := p.Start(); err != nil {
@@ -82,7 +82,7 @@ var rigs = []struct {
 
 // tcpRig: the producer dials the consumer through the proxy.
 func tcpRig(t *testing.T) *rig {
-	consumerAddr := freeAddr(t)
+	consumerAddr := adaptertest.FreeAddr(t)
 	px := newProxy(t, "tcp", "", consumerAddr)
 	return &rig{
 		name:         "tcp",
@@ -98,7 +98,7 @@ func tcpRig(t *testing.T) *rig {
 // port, JetStream on disk) through the proxy.
 func natsRig(t *testing.T, jetstream bool) *rig {
 	ctx := context.Background()
-	_, port, _ := net.SplitHostPort(freeAddr(t))
+	_, port, _ := net.SplitHostPort(adaptertest.FreeAddr(t))
 	p, _ := strconv.Atoi(port)
 	srv, err := natscarrier.StartServer(ctx, natscarrier.ServerConfig{Port: p, StoreDir: t.TempDir()})
 	if err != nil {
@@ -176,8 +176,8 @@ func closeRabbitConnections(t *testing.T, prefix string) {
 // through the proxy. The broker fault stops kfake and starts a new one on
 // the same port and data directory.
 func kafkaRig(t *testing.T) *rig {
-	proxyAddr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(freeAddr(t))
+	proxyAddr := adaptertest.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(adaptertest.FreeAddr(t))
 	p, _ := strconv.Atoi(port)
 	advertised, _ := net.ResolveTCPAddr("tcp", proxyAddr)
 	dir := t.TempDir()

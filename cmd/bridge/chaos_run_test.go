@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 )
 
 // chaosRun streams numbered messages through a producer process (the HTTP
@@ -60,7 +62,7 @@ type faultRecord struct {
 
 func newChaosRun(t *testing.T, r *rig, n int, seed uint64) *chaosRun {
 	c := &chaosRun{
-		t: t, rig: r, n: n, rng: rand.New(rand.NewPCG(seed, 11)), dir: t.TempDir(), httpAddr: freeAddr(t), consHTTP: freeAddr(t),
+		t: t, rig: r, n: n, rng: rand.New(rand.NewPCG(seed, 11)), dir: t.TempDir(), httpAddr: adaptertest.FreeAddr(t), consHTTP: adaptertest.FreeAddr(t),
 		firstSeen: make([]time.Time, n+1),
 		tail:      make(chan string, 1),
 		tailDone:  make(chan struct{}),

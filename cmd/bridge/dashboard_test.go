@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 )
 
 // TestComposeDashboard checks the Grafana files under compose/grafana: the
@@ -59,7 +61,7 @@ func TestComposeDashboard(t *testing.T) {
 		}
 	}
 
-	tcpAddr, producerHTTP, consumerHTTP := freeAddr(t), freeAddr(t), freeAddr(t)
+	tcpAddr, producerHTTP, consumerHTTP := adaptertest.FreeAddr(t), adaptertest.FreeAddr(t), adaptertest.FreeAddr(t)
 	common := []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + tcpAddr, "BRIDGE_TCP_SECRET=dashboard"}
 	consumer := startProc(t, nil, nil, append(common, "BRIDGE_ROLE=consumer", "BRIDGE_HTTP_ADDR="+consumerHTTP)...)
 	producer := startProc(t, nil, nil, append(common, "BRIDGE_ROLE=producer", "BRIDGE_SOURCE=generate",

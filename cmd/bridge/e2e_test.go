@@ -20,16 +20,6 @@ import (
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // transport gives each test the variables that select a carrier.
 type transport struct {
 	name string
@@ -38,14 +28,14 @@ type transport struct {
 
 var transports = []transport{
 	{"tcp", func(t *testing.T) []string {
-		return []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + freeAddr(t), "BRIDGE_TCP_SECRET=e2e"}
+		return []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + adaptertest.FreeAddr(t), "BRIDGE_TCP_SECRET=e2e"}
 	}},
 	{"nats", func(t *testing.T) []string {
 		// No NATS_URL: the first process embeds the server, the second uses it.
-		return []string{"BRIDGE_TRANSPORT=nats", "BRIDGE_NATS_EMBEDDED_ADDR=" + freeAddr(t), "BRIDGE_NATS_EMBEDDED_DIR=" + t.TempDir()}
+		return []string{"BRIDGE_TRANSPORT=nats", "BRIDGE_NATS_EMBEDDED_ADDR=" + adaptertest.FreeAddr(t), "BRIDGE_NATS_EMBEDDED_DIR=" + t.TempDir()}
 	}},
 	{"nats-jetstream", func(t *testing.T) []string {
-		return []string{"BRIDGE_TRANSPORT=nats", "BRIDGE_NATS_JETSTREAM=true", "BRIDGE_NATS_EMBEDDED_ADDR=" + freeAddr(t), "BRIDGE_NATS_EMBEDDED_DIR=" + t.TempDir()}
+		return []string{"BRIDGE_TRANSPORT=nats", "BRIDGE_NATS_JETSTREAM=true", "BRIDGE_NATS_EMBEDDED_ADDR=" + adaptertest.FreeAddr(t), "BRIDGE_NATS_EMBEDDED_DIR=" + t.TempDir()}
 	}},
 	{"amqp", func(t *testing.T) []string {
 		url := adaptertest.RabbitMQ(t)
@@ -54,7 +44,7 @@ var transports = []transport{
 		return []string{"BRIDGE_TRANSPORT=amqp", "BRIDGE_AMQP_URL=" + url, "BRIDGE_STREAM=" + stream}
 	}},
 	{"kafka", func(t *testing.T) []string {
-		addr := freeAddr(t)
+		addr := adaptertest.FreeAddr(t)
 		_, port, _ := net.SplitHostPort(addr)
 		p, _ := strconv.Atoi(port)
 		cluster, err := kfake.NewCluster(kfake.Ports(p), kfake.SeedTopics(1))

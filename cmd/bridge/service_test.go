@@ -47,7 +47,7 @@ func waitStatus(t *testing.T, url string, status int) string {
 // messages while no consumer exists, is killed with SIGKILL, and is started
 // again on the same directory: the consumer, started last, gets all 100.
 func TestDurableAcceptSurvivesSIGKILL(t *testing.T) {
-	tcpAddr, httpAddr := freeAddr(t), freeAddr(t)
+	tcpAddr, httpAddr := adaptertest.FreeAddr(t), adaptertest.FreeAddr(t)
 	vars := []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + tcpAddr, "BRIDGE_RESEND_MIN=100ms", "BRIDGE_RESEND_MAX=1s"}
 	producerVars := append(vars, "BRIDGE_ROLE=producer", "BRIDGE_SOURCE=http", "BRIDGE_HTTP_ADDR="+httpAddr,
 		"BRIDGE_DURABLE_DIR="+t.TempDir(), "BRIDGE_WINDOW=1000")
@@ -114,7 +114,7 @@ func TestDurableAcceptSurvivesSIGKILL(t *testing.T) {
 // TestGracefulStop: SIGTERM makes a producer stop taking messages, deliver
 // what it took, and exit 0; nothing it took is missing at the consumer.
 func TestGracefulStop(t *testing.T) {
-	vars := []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + freeAddr(t), "BRIDGE_RESEND_MIN=100ms", "BRIDGE_RESEND_MAX=1s"}
+	vars := []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + adaptertest.FreeAddr(t), "BRIDGE_RESEND_MIN=100ms", "BRIDGE_RESEND_MAX=1s"}
 	out, _ := os.Create(filepath.Join(t.TempDir(), "out"))
 	defer out.Close()
 	consumer := startProc(t, nil, out, append(vars, "BRIDGE_ROLE=consumer")...)
@@ -143,7 +143,7 @@ func TestGracefulStop(t *testing.T) {
 // TestHealthReadyMetrics: /healthz answers at once; /readyz only once the
 // carrier is connected; /metrics has the protocol's counters.
 func TestHealthReadyMetrics(t *testing.T) {
-	tcpAddr, httpAddr := freeAddr(t), freeAddr(t)
+	tcpAddr, httpAddr := adaptertest.FreeAddr(t), adaptertest.FreeAddr(t)
 	vars := []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + tcpAddr}
 	consumer := startProc(t, nil, nil, append(vars, "BRIDGE_ROLE=consumer", "BRIDGE_HTTP_ADDR="+httpAddr, "BRIDGE_HTTP_TOKEN=x")...)
 	base := "http://" + httpAddr
@@ -151,7 +151,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	if body := waitStatus(t, base+"/readyz", http.StatusServiceUnavailable); !strings.Contains(body, "not connected") {
 		t.Errorf("/readyz before any producer: %q", body)
 	}
-	apiAddr := freeAddr(t)
+	apiAddr := adaptertest.FreeAddr(t)
 	producer := startProc(t, nil, nil, append(vars, "BRIDGE_ROLE=producer", "BRIDGE_SOURCE=http", "BRIDGE_HTTP_ADDR="+apiAddr)...)
 	waitStatus(t, base+"/readyz", http.StatusOK)
 	waitStatus(t, "http://"+apiAddr+"/readyz", http.StatusOK)
