@@ -171,7 +171,7 @@ func rawJetStreamPipe(ctx context.Context, url string, opts []natsgo.Option, nam
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := pubJS.CreateStream(ctx, jetstream.StreamConfig{
+	if _, err := natscarrier.CreateStream(ctx, pubJS, jetstream.StreamConfig{
 		Name: name, Subjects: []string{subject}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
 	}); err != nil {
 		return fail(err)

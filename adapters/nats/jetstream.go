@@ -84,20 +84,7 @@ func (l *Link) consumerConfig() jetstream.ConsumerConfig {
 // takes.
 func (l *Link) ensureStream(ctx context.Context, js jetstream.JetStream) (maxFrame int, err error) {
 	sc := l.streamConfig()
-	s, err := js.CreateStream(ctx, sc)
-	for attempt := 1; attempt < 5 && isStoreRace(err); attempt++ {
-		// nats-server removes an account's emptied store directories in the
-		// background after a stream is deleted, which can pull them from
-		// under a stream being created at the same moment (error 10049,
-		// "error creating store for stream"). The next try creates them
-		// again.
-		select {
-		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-		s, err = js.CreateStream(ctx, sc)
-	}
+	s, err := CreateStream(ctx, js, sc)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		// It exists with other settings: an operator's, or an earlier
 		// configuration's. Use it as it is, if it takes our subject.
@@ -116,6 +103,26 @@ func (l *Link) ensureStream(ctx context.Context, js jetstream.JetStream) (maxFra
 		maxFrame = min(maxFrame, m-jsHeaderRoom)
 	}
 	return maxFrame, nil
+}
+
+// CreateStream is js.CreateStream made safe from a nats-server race: the
+// server removes an account's emptied store directories in the background
+// after a stream is deleted, which can pull them from under a stream being
+// created at the same moment (error 10049, "error creating store for
+// stream"). CreateStream tries again, a few times, when that is the error.
+// The carrier creates its streams with it; so can a client of its own that
+// creates and deletes streams next to it.
+func CreateStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.CreateStream(ctx, sc)
+	for attempt := 1; attempt < 5 && isStoreRace(err); attempt++ {
+		select {
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		s, err = js.CreateStream(ctx, sc)
+	}
+	return s, err
 }
 
 // ensureConsumer creates the link's durable consumer if it is missing, or
