@@ -14,13 +14,11 @@ import (
 	"github.com/bridge-mq/bridge/delivery"
 )
 
-// openNATS connects to BRIDGE_NATS_URL or, with none, to an embedded
-// server: this process starts one at BRIDGE_NATS_EMBEDDED_ADDR, unless
-// another process already has (then it uses that one), so a producer and a
-// consumer started on one machine find each other with nothing installed.
-// With both ends in this process (the demo, the bench) the embedded server
-// takes any free port.
-func openNATS(ctx context.Context, cfg *Config, log *slog.Logger, ends []delivery.End) (*carrier, error) {
+// NATSConfig is the nats carrier's configuration from BRIDGE_NATS_* and
+// BRIDGE_TLS_*, credentials and TLS in its ClientOptions. With no
+// BRIDGE_NATS_URL its URL is empty: openNATS fills in the embedded
+// server's.
+func (cfg *Config) NATSConfig(log *slog.Logger) (natscarrier.Config, error) {
 	ncfg := natscarrier.Config{
 		URL:           cfg.NATSURL,
 		Name:          "bridge " + cfg.Stream,
@@ -38,27 +36,32 @@ func openNATS(ctx context.Context, cfg *Config, log *slog.Logger, ends []deliver
 	if cfg.NATSToken != "" {
 		ncfg.ClientOptions = append(ncfg.ClientOptions, natsgo.Token(cfg.NATSToken))
 	}
-	tlsCfg, err := tlsConfig(cfg, false)
+	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {
-		return nil, err
+		return natscarrier.Config{}, err
 	}
 	if tlsCfg != nil {
 		ncfg.ClientOptions = append(ncfg.ClientOptions, natsgo.Secure(tlsCfg))
 	}
+	return ncfg, nil
+}
 
-	var server *natscarrier.Server
-	stopServer := func() {}
+// openNATS connects to BRIDGE_NATS_URL or, with none, to an embedded
+// server: this process starts one at BRIDGE_NATS_EMBEDDED_ADDR, unless
+// another process already has (then it uses that one), so a producer and a
+// consumer started on one machine find each other with nothing installed.
+// The embedded server stops once the carrier is closed.
+func openNATS(ctx context.Context, cfg *Config, log *slog.Logger) (delivery.Carrier, func(), error) {
+	ncfg, err := cfg.NATSConfig(log)
+	if err != nil {
+		return nil, nil, err
+	}
+	var stopServer func()
 	if cfg.NATSURL == "" {
+		var server *natscarrier.Server
 		addr := cfg.NATSEmbeddedAddr
-		if len(ends) == 2 {
-			addr = "127.0.0.1:0"
-		}
-		var stop func()
-		if server, stop, err = embeddedNATS(ctx, addr, cfg.NATSEmbeddedDir, log); err != nil {
-			return nil, err
-		}
-		if stop != nil {
-			stopServer = stop
+		if server, stopServer, err = embeddedNATS(ctx, addr, cfg.NATSEmbeddedDir, log); err != nil {
+			return nil, nil, err
 		}
 		if server != nil {
 			ncfg.URL = server.URL()
@@ -69,24 +72,26 @@ func openNATS(ctx context.Context, cfg *Config, log *slog.Logger, ends []deliver
 	}
 	c, err := natscarrier.New(ctx, ncfg)
 	if err != nil {
-		stopServer()
-		if cfg.NATSURL != "" {
-			return nil, fmt.Errorf("BRIDGE_NATS_URL: %w", err)
-		}
-		return nil, err
-	}
-	return &carrier{
-		name: "nats " + string(ncfg.Mode),
-		open: func(ctx context.Context, stream string, end delivery.End) (delivery.Link, error) {
-			return c.Link(ctx, stream, end)
-		},
-		deleteStream: c.DeleteStream,
-		close: func() error {
-			err := c.Close()
+		if stopServer != nil {
 			stopServer()
-			return err
-		},
-	}, nil
+		}
+		if cfg.NATSURL != "" {
+			return nil, nil, fmt.Errorf("BRIDGE_NATS_URL: %w", err)
+		}
+		return nil, nil, err
+	}
+	return c, stopServer, nil
+}
+
+func (cfg *Config) checkNATS(c *checker) {
+	if cfg.NATSURL == "" {
+		if _, _, err := net.SplitHostPort(cfg.NATSEmbeddedAddr); err != nil {
+			c.fail("NATS_EMBEDDED_ADDR", cfg.NATSEmbeddedAddr, "must be host:port")
+		}
+	}
+	if !validName(cfg.NATSPrefix) {
+		c.fail("NATS_PREFIX", cfg.NATSPrefix, "letters, digits, '-' or '_'")
+	}
 }
 
 // embeddedNATS starts a server at addr, or returns nil if another bridge

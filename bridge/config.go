@@ -76,8 +76,6 @@ type Config struct {
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"on SIGINT or SIGTERM, how long to deliver what is in flight before exiting"`
-
-	Bench BenchConfig
 }
 
 // envPrefix is the prefix of every variable.
@@ -99,22 +97,27 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s=%q: %s", e.Var, e.Value, e.Reason)
 }
 
-// LoadConfig reads the configuration from the process's environment. Every
-// problem found (a value that does not parse, an unknown BRIDGE_ variable)
-// comes back at once, joined, each a *ConfigError. It does not check that
-// the values fit together; Validate and the commands do.
-func LoadConfig() (Config, error) {
+// LoadConfig reads the configuration from the process's environment, and
+// each of sections too: pointers to structs tagged as Config is, whose
+// variables are BRIDGE_ ones (the bench's configuration is one). Every
+// problem found (a value that does not parse, a BRIDGE_ variable that
+// neither Config nor a section reads) comes back at once, joined, each a
+// *ConfigError. It does not check that the values fit together; the
+// Validate methods do.
+func LoadConfig(sections ...any) (Config, error) {
 	var cfg Config
 	var errs []error
-	if err := envconfig.Process(envPrefix, &cfg); err != nil {
-		var pe *envconfig.ParseError
-		if errors.As(err, &pe) {
-			errs = append(errs, &ConfigError{Var: pe.KeyName, Value: pe.Value, Reason: "not a valid " + typeName(pe.TypeName)})
-		} else {
-			errs = append(errs, err)
+	for _, spec := range append([]any{&cfg}, sections...) {
+		if err := envconfig.Process(envPrefix, spec); err != nil {
+			var pe *envconfig.ParseError
+			if errors.As(err, &pe) {
+				errs = append(errs, &ConfigError{Var: pe.KeyName, Value: pe.Value, Reason: "not a valid " + typeName(pe.TypeName)})
+			} else {
+				errs = append(errs, err)
+			}
 		}
 	}
-	errs = append(errs, unknownVariables()...)
+	errs = append(errs, unknownVariables(sections)...)
 	return cfg, errors.Join(errs...)
 }
 
@@ -132,10 +135,13 @@ func typeName(goType string) string {
 	return goType
 }
 
-// knownVariables lists every BRIDGE_ variable, as envconfig names them.
-func knownVariables() []string {
+// knownVariables lists every BRIDGE_ variable of Config and the sections,
+// as envconfig names them.
+func knownVariables(sections []any) []string {
 	var b strings.Builder
-	envconfig.Usagef(envPrefix, &Config{}, &b, "{{range .}}{{usage_key .}}\n{{end}}")
+	for _, spec := range append([]any{&Config{}}, sections...) {
+		envconfig.Usagef(envPrefix, spec, &b, "{{range .}}{{usage_key .}}\n{{end}}")
+	}
 	return strings.Fields(b.String())
 }
 
@@ -145,8 +151,8 @@ const testPrefix = envPrefix + "_TEST_"
 
 // unknownVariables reports every BRIDGE_ variable set that the service does
 // not read: a typo must not be silently ignored.
-func unknownVariables() []error {
-	known := knownVariables()
+func unknownVariables(sections []any) []error {
+	known := knownVariables(sections)
 	var errs []error
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -193,14 +199,17 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// PrintEnv writes every variable with its type, default and description:
-// `bridge env`.
-func PrintEnv(w io.Writer) error {
+// PrintEnv writes every variable of Config and the sections with its
+// type, default and description: `bridge env`.
+func PrintEnv(w io.Writer, sections ...any) error {
 	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', 0)
-	err := envconfig.Usagef(envPrefix, &Config{}, tw, "VARIABLE\tTYPE\tDEFAULT\tDESCRIPTION\n"+
-		"{{range .}}{{usage_key .}}\t{{usage_type .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}")
-	if err != nil {
-		return err
+	fmt.Fprintln(tw, "VARIABLE\tTYPE\tDEFAULT\tDESCRIPTION")
+	for _, spec := range append([]any{&Config{}}, sections...) {
+		err := envconfig.Usagef(envPrefix, spec, tw,
+			"{{range .}}{{usage_key .}}\t{{usage_type .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}")
+		if err != nil {
+			return err
+		}
 	}
 	return tw.Flush()
 }

@@ -1,33 +1,51 @@
 // Package bridge is the service: it runs one end of a reliable delivery
-// stream (Run), both ends for a trial (Demo), over the transport its
+// stream (Run), or both ends for a trial (Demo), over the carrier its
 // configuration names, with the carriers in adapters/ and the protocol in
-// delivery/.
+// delivery/. The bench is package bridge/bench; it opens its carriers
+// through this package, as Run does.
 //
 // # Configuration
 //
 // Only the command reads the environment, through LoadConfig: every
-// BRIDGE_* variable maps to a field of Config, whose tags give its name,
-// default and meaning (PrintEnv lists them, as `bridge env` does). LoadConfig
-// reports a value that does not parse and a BRIDGE_ variable nobody reads;
-// ValidateRun and ValidateDemo check that the values fit together. Every
-// problem is a *ConfigError naming its variable, and they come all at once.
+// BRIDGE_* variable maps to a field of Config (or of a section, such as the
+// bench's), whose tags give its name, default and meaning (PrintEnv lists
+// them, as `bridge env` does). LoadConfig reports a value that does not
+// parse and a BRIDGE_ variable nobody reads; ValidateRun, ValidateDemo and
+// ValidateTransports check that the values fit together, the protocol's
+// settings by the protocol's own rules (delivery's Validate). Every problem
+// is a *ConfigError naming its variable, and they come all at once.
+//
+// # Carriers
+//
+// One table maps each BRIDGE_TRANSPORT name (tcp, nats, amqp, kafka) to the
+// checks of its settings and to how its delivery.Carrier is opened from
+// the configuration; OpenCarrier goes through it for `bridge run`, the demo
+// and the bench. The mapping from BRIDGE_* variables to each adapter's
+// configuration is written once, in TCPConfig, NATSConfig, AMQPConfig and
+// KafkaConfig, which the bench's raw clients use too. With no
+// BRIDGE_NATS_URL the nats carrier runs on an embedded server, which the
+// first bridge process on the machine starts and the Carrier stops.
 //
 // # One end
 //
 // A producer takes messages from its source (stdin, HTTP, a generator) and
 // hands them to a delivery.ProducerController, with a durable queue in
-// BRIDGE_DURABLE_DIR if set; a consumer takes deliveries from a
-// delivery.ConsumerController and hands them to its sink (stdout, an HTTP
-// webhook), confirming each once the sink is done with it. Both serve
-// /healthz, /readyz and /metrics on BRIDGE_HTTP_ADDR; the HTTP source adds
-// POST /v1/messages. Run's context ending is the graceful stop SIGINT and
-// SIGTERM ask for: the producer takes no more and waits for confirmations,
-// the consumer hands out what it buffered, both for up to
-// BRIDGE_SHUTDOWN_TIMEOUT.
+// BRIDGE_DURABLE_DIR if set; a consumer hands what its
+// delivery.ConsumerController delivers to its sink (stdout, an HTTP
+// webhook) through the controller's receive loop (Consume), which confirms
+// each batch once the sink is done with it. Both serve /healthz, /readyz
+// and /metrics on BRIDGE_HTTP_ADDR; the HTTP source adds POST /v1/messages.
+// Run's context ending is the graceful stop SIGINT and SIGTERM ask for: the
+// producer takes no more and waits for confirmations, the consumer hands
+// out what it buffered, both for up to BRIDGE_SHUTDOWN_TIMEOUT.
 //
 // # Goroutines
 //
-// Run starts the controllers' goroutines (see delivery), one for the
-// source or the sink, one that samples latency, and the HTTP server's; it
-// waits for all of them before it returns.
+// Run starts the controller's goroutines (see delivery), the source or the
+// sink, the sampler that times confirmations, and the HTTP server, and
+// waits for all of them before it returns, with one exception: the stdin
+// source blocked in a read of its input cannot be interrupted, so a stop
+// does not wait for it; it returns once its read does, and the process's
+// exit ends it. Demo runs both controllers, the generator and the progress
+// line, and waits for them.
 package bridge

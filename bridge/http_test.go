@@ -71,24 +71,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// lockedBuffer collects a sink's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // blockingWriter blocks every write until released: a stuck sink.
 type blockingWriter struct{ release chan struct{} }
 
@@ -150,7 +132,7 @@ func TestHTTPSource(t *testing.T) {
 	consumerCfg := cfg
 	consumerCfg.Role = "consumer"
 	consumerCfg.HTTPAddr = adaptertest.FreeAddr(t)
-	var out lockedBuffer
+	var out adaptertest.Buffer
 	start(t, consumerCfg, &out)
 
 	producerCfg := cfg

@@ -3,7 +3,6 @@ package bridge
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bridge-mq/bridge/delivery"
+	"github.com/bridge-mq/bridge/delivery/backoff"
 )
 
 // httpSink POSTs each message to a webhook and confirms it on a 2xx
@@ -31,27 +31,20 @@ func newHTTPSink(cfg *Config, log *slog.Logger) *httpSink {
 	return &httpSink{url: cfg.SinkURL, client: &http.Client{Timeout: cfg.SinkTimeout}, retryMax: cfg.SinkRetryMax, log: log}
 }
 
-func (s *httpSink) run(ctx context.Context, c *delivery.ConsumerController[[]byte], m *metrics) error {
-	for {
-		d, err := c.Receive(ctx)
-		if errors.Is(err, delivery.ErrClosed) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		start := time.Now()
+func (*httpSink) batchSize() int { return 1 }
+
+func (s *httpSink) handle(ctx context.Context, batch []delivery.Delivery[[]byte]) error {
+	for _, d := range batch {
 		if err := s.deliver(ctx, d); err != nil {
 			return err
 		}
-		d.Confirm()
-		m.observe(time.Since(start))
 	}
+	return nil
 }
 
 // deliver POSTs d until a 2xx answer, or until ctx ends.
 func (s *httpSink) deliver(ctx context.Context, d delivery.Delivery[[]byte]) error {
-	backoff := 100 * time.Millisecond
+	wait := backoff.New(backoff.Policy{Min: 100 * time.Millisecond, Max: s.retryMax})
 	for attempt := 1; ; attempt++ {
 		err := s.post(ctx, d)
 		if err == nil {
@@ -60,15 +53,13 @@ func (s *httpSink) deliver(ctx context.Context, d delivery.Delivery[[]byte]) err
 			}
 			return nil
 		}
+		pause := wait.Next()
 		if attempt == 1 || attempt%10 == 0 {
-			s.log.Warn("webhook failed; retrying", "seq_nr", d.SeqNr, "attempt", attempt, "retry_in", backoff, "err", err)
+			s.log.Warn("webhook failed; retrying", "seq_nr", d.SeqNr, "attempt", attempt, "retry_in", pause, "err", err)
 		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, pause) {
 			return fmt.Errorf("message %d unconfirmed after %d attempts: %w", d.SeqNr, attempt, ctx.Err())
 		}
-		backoff = min(2*backoff, s.retryMax)
 	}
 }
 

@@ -1,17 +1,17 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
-	"strconv"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/bridge-mq/bridge/bridge/internal/workload"
 )
 
-// generateSource sends numbered messages of a given size, count and rate,
-// for trials. Each is "<number> <unix nanoseconds> " padded with 'x', so a
-// reader can tell what is missing, what came twice and how long it took.
+// generateSource sends numbered messages (workload.Message) of a given
+// size, count and rate, for trials: a reader can tell what is missing,
+// what came twice and how long it took.
 type generateSource struct {
 	size  int
 	count int     // 0: until stopped
@@ -29,41 +29,9 @@ func (g generateSource) run(ctx context.Context, snd *sender) error {
 				return err
 			}
 		}
-		if err := snd.send(ctx, generated(i, g.size, time.Now())); err != nil {
+		if err := snd.send(ctx, workload.Message(i, g.size, time.Now())); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// generated builds message i: its number and timestamp, padded to size
-// (longer, if size cannot hold them).
-func generated(i, size int, at time.Time) []byte {
-	b := make([]byte, 0, max(size, 32))
-	b = strconv.AppendInt(b, int64(i), 10)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, at.UnixNano(), 10)
-	b = append(b, ' ')
-	for len(b) < size { // a copy per padding's length, not a byte at a time
-		b = append(b, padding[:min(len(padding), size-len(b))]...)
-	}
-	return b
-}
-
-// padding fills generated messages up to their size.
-var padding = bytes.Repeat([]byte{'x'}, 64<<10)
-
-// parseGenerated reads the number and timestamp of a generated message.
-func parseGenerated(b []byte) (int, time.Time, bool) {
-	num, rest, ok := bytes.Cut(b, []byte{' '})
-	if !ok {
-		return 0, time.Time{}, false
-	}
-	ts, _, _ := bytes.Cut(rest, []byte{' '})
-	i, err1 := strconv.Atoi(string(num))
-	ns, err2 := strconv.ParseInt(string(ts), 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, time.Time{}, false
-	}
-	return i, time.Unix(0, ns), true
 }

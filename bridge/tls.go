@@ -3,15 +3,20 @@ package bridge
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"os"
 )
 
-// tlsConfig builds the TLS settings from BRIDGE_TLS_*, for the side that
-// accepts connections (server) or the side that makes them. It returns nil
-// when no TLS is configured.
-func tlsConfig(cfg *Config, server bool) (*tls.Config, error) {
-	if !cfg.TLS && cfg.TLSCert == "" && cfg.TLSCA == "" {
+// tlsOn reports whether BRIDGE_TLS_* turn TLS on.
+func (cfg *Config) tlsOn() bool { return cfg.TLS || cfg.TLSCert != "" || cfg.TLSCA != "" }
+
+// tlsConfig builds the TLS settings from BRIDGE_TLS_*, or nil when TLS is
+// off. One configuration serves both sides of a connection, as crypto/tls
+// reads it: a listener presents Certificates and, with
+// BRIDGE_TLS_REQUIRE_CLIENT_CERT, verifies its clients against the CA; a
+// client verifies the server against the CA (the system's roots without
+// one) and presents Certificates when asked.
+func (cfg *Config) tlsConfig() (*tls.Config, error) {
+	if !cfg.tlsOn() {
 		return nil, nil
 	}
 	t := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -22,34 +27,20 @@ func tlsConfig(cfg *Config, server bool) (*tls.Config, error) {
 		}
 		t.Certificates = []tls.Certificate{cert}
 	}
-	var pool *x509.CertPool
 	if cfg.TLSCA != "" {
 		pem, err := os.ReadFile(cfg.TLSCA)
 		if err != nil {
 			return nil, &ConfigError{Var: "BRIDGE_TLS_CA", Value: cfg.TLSCA, Reason: err.Error()}
 		}
-		pool = x509.NewCertPool()
+		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, &ConfigError{Var: "BRIDGE_TLS_CA", Value: cfg.TLSCA, Reason: "no PEM certificate in the file"}
 		}
+		t.RootCAs = pool
+		t.ClientCAs = pool
 	}
-	if server {
-		if len(t.Certificates) == 0 {
-			return nil, &ConfigError{Var: "BRIDGE_TLS_CERT", Reason: "required on the listening side when TLS is on"}
-		}
-		if cfg.TLSRequireClientCert {
-			t.ClientAuth, t.ClientCAs = tls.RequireAndVerifyClientCert, pool
-		}
-		return t, nil
+	if cfg.TLSRequireClientCert {
+		t.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	t.RootCAs = pool
 	return t, nil
-}
-
-// describeTLS says how TLS is set, for the startup log.
-func describeTLS(t *tls.Config) string {
-	if t == nil {
-		return "off"
-	}
-	return fmt.Sprintf("on (certificate: %v, client certificates required: %v)", len(t.Certificates) > 0, t.ClientAuth == tls.RequireAndVerifyClientCert)
 }

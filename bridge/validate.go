@@ -9,13 +9,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+	"time"
 
 	"github.com/bridge-mq/bridge/delivery"
 )
-
-// Transports the service can run over.
-var Transports = []string{"tcp", "nats", "amqp", "kafka"}
 
 // checker gathers every problem with a configuration.
 type checker struct{ errs []error }
@@ -31,12 +28,6 @@ func (c *checker) oneOf(name, value string, allowed ...string) {
 		}
 	}
 	c.fail(name, value, "must be one of "+strings.Join(allowed, ", "))
-}
-
-func (c *checker) positive(name string, v int) {
-	if v <= 0 {
-		c.fail(name, strconv.Itoa(v), "must be positive")
-	}
 }
 
 func (c *checker) file(name, path string) {
@@ -61,14 +52,18 @@ func (cfg *Config) ValidateRun() error {
 		c.fail("ROLE", cfg.Role, "must be producer or consumer")
 	}
 	cfg.checkCommon(&c)
-	if cfg.Role == "producer" {
+	cfg.checkTransport(&c, cfg.Transport)
+	switch cfg.Role {
+	case "producer":
 		c.oneOf("SOURCE", cfg.Source, "stdin", "http", "generate")
 		if cfg.Source == "http" && cfg.HTTPAddr == "" {
 			c.fail("HTTP_ADDR", "", "required with BRIDGE_SOURCE=http: where POST /v1/messages is served")
 		}
-		cfg.checkGenerate(&c)
-	}
-	if cfg.Role == "consumer" {
+		if cfg.Source == "generate" {
+			cfg.checkGenerate(&c)
+		}
+		cfg.checkListenerTLS(&c, delivery.ProducerEnd)
+	case "consumer":
 		c.oneOf("SINK", cfg.Sink, "stdout", "http")
 		if cfg.Sink == "http" {
 			if cfg.SinkURL == "" {
@@ -80,6 +75,7 @@ func (cfg *Config) ValidateRun() error {
 		if cfg.DurableDir != "" {
 			c.fail("DURABLE_DIR", cfg.DurableDir, "only a producer keeps a durable queue")
 		}
+		cfg.checkListenerTLS(&c, delivery.ConsumerEnd)
 	}
 	return c.err()
 }
@@ -89,36 +85,36 @@ func (cfg *Config) ValidateRun() error {
 func (cfg *Config) ValidateDemo() error {
 	var c checker
 	cfg.checkCommon(&c)
+	cfg.checkTransport(&c, cfg.Transport)
 	cfg.checkGenerate(&c)
+	cfg.checkListenerTLS(&c, delivery.ConsumerEnd)
+	cfg.checkListenerTLS(&c, delivery.ProducerEnd)
 	return c.err()
 }
 
-// checkCommon checks what every command shares: the transport and its
-// settings, the stream, the protocol's settings, logging, HTTP.
+// ValidateTransports checks what a command that runs both ends of its
+// streams in this process, over each of the named transports, needs (the
+// bench does): the settings every command shares, and each transport's
+// own. BRIDGE_TRANSPORT is not used.
+func (cfg *Config) ValidateTransports(names ...string) error {
+	var c checker
+	cfg.checkCommon(&c)
+	for _, name := range names {
+		cfg.checkTransport(&c, name)
+	}
+	return c.err()
+}
+
+// checkCommon checks what every command shares: the stream, the protocol's
+// settings, logging, HTTP and TLS files.
 func (cfg *Config) checkCommon(c *checker) {
-	c.oneOf("TRANSPORT", cfg.Transport, Transports...)
 	if cfg.Stream == "" || len(cfg.Stream) > 200 || !validName(cfg.Stream) {
 		c.fail("STREAM", cfg.Stream, "1 to 200 letters, digits, '-' or '_'")
 	}
 	if cfg.ProducerID == "" {
 		cfg.ProducerID = cfg.Stream
 	}
-	if len(cfg.ProducerID) > 255 || !utf8.ValidString(cfg.ProducerID) {
-		c.fail("PRODUCER_ID", cfg.ProducerID, "at most 255 bytes of UTF-8")
-	}
-	cfg.checkTransport(c)
-	if cfg.Window < 1 || cfg.Window > delivery.MaxWindow {
-		c.fail("WINDOW", strconv.Itoa(cfg.Window), fmt.Sprintf("must be from 1 to %d", delivery.MaxWindow))
-	}
-	if cfg.ResendMin <= 0 {
-		c.fail("RESEND_MIN", cfg.ResendMin.String(), "must be positive")
-	}
-	if cfg.ResendMax < cfg.ResendMin {
-		c.fail("RESEND_MAX", cfg.ResendMax.String(), "must not be below BRIDGE_RESEND_MIN ("+cfg.ResendMin.String()+")")
-	}
-	c.positive("CHUNK_SIZE", cfg.ChunkSize)
-	c.positive("MAX_MESSAGE_SIZE", cfg.MaxMessageSize)
-	c.positive("DURABLE_MAX_BYTES", cfg.DurableMaxBytes)
+	cfg.checkProtocol(c)
 	if cfg.ShutdownTimeout <= 0 {
 		c.fail("SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout.String(), "must be positive")
 	}
@@ -143,50 +139,103 @@ func (cfg *Config) checkCommon(c *checker) {
 	}
 }
 
-func (cfg *Config) checkTransport(c *checker) {
-	switch cfg.Transport {
-	case "tcp":
-		if _, _, err := net.SplitHostPort(cfg.TCPAddr); err != nil {
-			c.fail("TCP_ADDR", cfg.TCPAddr, "must be host:port")
+// checkTransport checks the transport name and that carrier's settings.
+func (cfg *Config) checkTransport(c *checker, name string) {
+	t, ok := transportNamed(name)
+	if !ok {
+		c.fail("TRANSPORT", name, "must be one of "+strings.Join(Transports(), ", "))
+		return
+	}
+	t.check(cfg, c)
+}
+
+// checkListenerTLS: with TLS on, a tcp end that listens needs a certificate
+// to present.
+func (cfg *Config) checkListenerTLS(c *checker, end delivery.End) {
+	if cfg.Transport != "tcp" || !cfg.tlsOn() || cfg.TLSCert != "" {
+		return
+	}
+	if listens := cfg.TCPListen == "producer"; listens == (end == delivery.ProducerEnd) {
+		c.fail("TLS_CERT", "", "required with TLS on the end that listens (BRIDGE_TCP_LISTEN="+cfg.TCPListen+")")
+	}
+}
+
+// protocolVars names the variable behind each protocol setting the service
+// exposes; the protocol's own rules check their values.
+var protocolVars = []struct{ setting, name string }{
+	{"ProducerID", "PRODUCER_ID"},
+	{"Window", "WINDOW"},
+	{"ResendMin", "RESEND_MIN"},
+	{"ResendMax", "RESEND_MAX"},
+	{"ChunkSize", "CHUNK_SIZE"},
+	{"MaxMessageSize", "MAX_MESSAGE_SIZE"},
+	{"MaxUnconfirmedBytes", "DURABLE_MAX_BYTES"},
+}
+
+// checkProtocol checks the protocol's settings with the protocol's own
+// rules, and reports each problem under its variable. The protocol takes 0
+// for its default; here a variable left unset is the default, so one set to
+// 0 is a mistake.
+func (cfg *Config) checkProtocol(c *checker) {
+	for _, z := range []struct {
+		name   string
+		zero   bool
+		reason string
+	}{
+		{"WINDOW", cfg.Window == 0, "must be from 1 up; unset it for the default"},
+		{"CHUNK_SIZE", cfg.ChunkSize == 0, "must be from 1 up; unset it for the default"},
+		{"MAX_MESSAGE_SIZE", cfg.MaxMessageSize == 0, "must be from 1 up; unset it for the default"},
+		{"DURABLE_MAX_BYTES", cfg.DurableMaxBytes == 0, "must be from 1 up; unset it for the default"},
+		{"RESEND_MIN", cfg.ResendMin == 0, "must be positive; unset it for the default"},
+		{"RESEND_MAX", cfg.ResendMax == 0, "must be positive; unset it for the default"},
+	} {
+		if z.zero {
+			c.fail(z.name, "0", z.reason)
 		}
-		c.oneOf("TCP_LISTEN", cfg.TCPListen, "consumer", "producer")
-	case "nats":
-		if cfg.NATSURL == "" {
-			if _, _, err := net.SplitHostPort(cfg.NATSEmbeddedAddr); err != nil {
-				c.fail("NATS_EMBEDDED_ADDR", cfg.NATSEmbeddedAddr, "must be host:port")
+	}
+	seen := map[string]bool{} // both settings have ProducerID and MaxMessageSize
+	for _, err := range settingErrorsOf(cfg.ProducerSettings(nil).Validate(), cfg.ConsumerSettings(nil).Validate()) {
+		name, reason := err.Setting, err.Reason
+		for _, v := range protocolVars {
+			if v.setting == err.Setting {
+				name = v.name
 			}
+			reason = strings.ReplaceAll(reason, v.setting, envPrefix+"_"+v.name)
 		}
-		if !validName(cfg.NATSPrefix) {
-			c.fail("NATS_PREFIX", cfg.NATSPrefix, "letters, digits, '-' or '_'")
-		}
-	case "amqp":
-		if cfg.AMQPURL == "" {
-			c.fail("AMQP_URL", "", "required with BRIDGE_TRANSPORT=amqp, such as amqp://guest:guest@localhost:5672/")
-		} else if u, err := url.Parse(cfg.AMQPURL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
-			c.fail("AMQP_URL", redact(cfg.AMQPURL), "must be an amqp:// or amqps:// URL")
-		}
-	case "kafka":
-		if len(cfg.KafkaBrokers) == 0 {
-			c.fail("KAFKA_BROKERS", "", "required with BRIDGE_TRANSPORT=kafka: host:port, comma-separated")
-		}
-		for _, b := range cfg.KafkaBrokers {
-			if _, _, err := net.SplitHostPort(b); err != nil {
-				c.fail("KAFKA_BROKERS", b, "each broker must be host:port")
-			}
-		}
-		if cfg.KafkaSASLMechanism != "" {
-			c.oneOf("KAFKA_SASL_MECHANISM", cfg.KafkaSASLMechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-			if cfg.KafkaSASLUser == "" {
-				c.fail("KAFKA_SASL_USER", "", "required with BRIDGE_KAFKA_SASL_MECHANISM")
-			}
+		if key := name + reason; !seen[key] {
+			seen[key] = true
+			c.fail(name, settingValue(err.Value), reason)
 		}
 	}
 }
 
-func (cfg *Config) checkGenerate(c *checker) {
-	if cfg.Source != "generate" && cfg.Role != "" {
-		return
+// settingErrorsOf flattens what the protocol's Validate methods return.
+func settingErrorsOf(errs ...error) []*delivery.SettingError {
+	var out []*delivery.SettingError
+	for _, err := range errs {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			out = append(out, settingErrorsOf(joined.Unwrap()...)...)
+			continue
+		}
+		var se *delivery.SettingError
+		if errors.As(err, &se) {
+			out = append(out, se)
+		}
 	}
+	return out
+}
+
+func settingValue(v any) string {
+	switch v := v.(type) {
+	case time.Duration:
+		return v.String()
+	case int:
+		return strconv.Itoa(v)
+	}
+	return fmt.Sprint(v)
+}
+
+func (cfg *Config) checkGenerate(c *checker) {
 	if cfg.GenerateSize < 1 || cfg.GenerateSize > cfg.MaxMessageSize {
 		c.fail("GENERATE_SIZE", strconv.Itoa(cfg.GenerateSize), fmt.Sprintf("must be from 1 to BRIDGE_MAX_MESSAGE_SIZE (%d)", cfg.MaxMessageSize))
 	}

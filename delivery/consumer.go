@@ -21,7 +21,7 @@ import (
 // Run starts three goroutines: the controller, which owns all protocol
 // state; a reader, which receives and checks frames; a writer, which sends
 // control frames. Run blocks until the controller stops, waits for the
-// three, and closes the link, which the controller owns from construction.
+// three, and closes the link (see NewConsumerController).
 type ConsumerController[T any] struct {
 	settings ConsumerSettings
 	ser      Serializer[T]
@@ -61,7 +61,18 @@ func (d Delivery[T]) Confirm() {
 // NewConsumerController returns a controller that receives T from link.
 // serializer may be nil when T is []byte or string. The settings are
 // checked here; an invalid one gives a *SettingError.
+//
+// The controller owns link from this call on, whether it succeeds or not:
+// a failed construction closes it, a controller closes it when it stops.
 func NewConsumerController[T any](link Link, serializer Serializer[T], settings ConsumerSettings) (*ConsumerController[T], error) {
+	c, err := newConsumerController(link, serializer, settings)
+	if err != nil && link != nil {
+		link.Close()
+	}
+	return c, err
+}
+
+func newConsumerController[T any](link Link, serializer Serializer[T], settings ConsumerSettings) (*ConsumerController[T], error) {
 	s, err := settings.withDefaults()
 	if err != nil {
 		return nil, err
@@ -190,7 +201,7 @@ func (c *ConsumerController[T]) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		left := c.stats.undeliveredNow()
 		c.Close()
-		return fmt.Errorf("delivery: consumer shut down with %d messages not confirmed: %w", left, ctx.Err())
+		return fmt.Errorf("delivery: consumer shut down with %d messages not confirmed: %w", left, context.Cause(ctx))
 	}
 }
 

@@ -57,7 +57,9 @@
 //
 // # Carriers
 //
-// A carrier implements Link: Send a frame, Receive a frame, Close. Frames
+// A carrier implements Carrier, which opens a Link for each end of a
+// stream: Send a frame, Receive a frame, Close. A controller owns the link
+// it is given, from its constructor on, and closes it when it stops. Frames
 // from a broker may carry a Release (the broker's ack); the consumer
 // controller calls it only when every message in the frame has been
 // confirmed, so a queue keeps a message until the application is done with
@@ -70,7 +72,8 @@
 // Each controller's Run starts three goroutines and waits for them before it
 // returns: the controller itself, which owns all protocol state and is
 // driven by channels; a reader, which receives and checks frames; and a
-// writer, which sends them. The mailboxes between the application and the
+// writer, which sends them. A producer with a durable queue runs a fourth,
+// which stores and syncs, so the controller never waits on a disk. The mailboxes between the application and the
 // controller are the only state shared, under a mutex of their own. A
 // frame's Release is called from the consumer controller's goroutine and
 // must not block for long. Close stops a controller at once, Shutdown stops

@@ -19,8 +19,10 @@ import (
 //
 // Run starts three goroutines: the controller, which owns all protocol
 // state; a reader, which receives and checks frames; a writer, which sends
-// them. Run blocks until the controller stops, waits for the three, and
-// closes the link, which the controller owns from construction.
+// them; and with a durable queue a fourth, the storer, which writes and
+// syncs it so that the controller never waits on a disk. Run blocks until
+// the controller stops, waits for them, and closes the link and the durable
+// queue (see NewProducerController).
 type ProducerController[T any] struct {
 	settings ProducerSettings
 	ser      Serializer[T]
@@ -34,7 +36,25 @@ type ProducerController[T any] struct {
 // NewProducerController returns a controller that sends T over link.
 // serializer may be nil when T is []byte or string. The settings are
 // checked here; an invalid one gives a *SettingError.
+//
+// The controller owns link and settings.DurableQueue from this call on,
+// whether it succeeds or not: a failed construction closes them, a
+// controller closes them when it stops.
 func NewProducerController[T any](link Link, serializer Serializer[T], settings ProducerSettings) (*ProducerController[T], error) {
+	p, err := newProducerController(link, serializer, settings)
+	if err != nil {
+		if link != nil {
+			link.Close()
+		}
+		if settings.DurableQueue != nil {
+			settings.DurableQueue.Close()
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+func newProducerController[T any](link Link, serializer Serializer[T], settings ProducerSettings) (*ProducerController[T], error) {
 	s, err := settings.withDefaults()
 	if err != nil {
 		return nil, err
@@ -169,7 +189,7 @@ func (p *ProducerController[T]) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		unconfirmed := p.stats.unconfirmedNow()
 		p.Close()
-		return fmt.Errorf("delivery: producer shut down with %d sequence numbers unconfirmed: %w", unconfirmed, ctx.Err())
+		return fmt.Errorf("delivery: producer shut down with %d sequence numbers unconfirmed: %w", unconfirmed, context.Cause(ctx))
 	}
 }
 

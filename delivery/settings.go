@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"errors"
 	"log/slog"
 	"strconv"
 	"time"
@@ -114,36 +115,32 @@ type ProducerSettings struct {
 	Logger *slog.Logger
 }
 
+// Validate checks the settings as NewProducerController does, without a
+// link: each invalid one is a *SettingError naming its field, all of them
+// joined.
+func (s ProducerSettings) Validate() error {
+	_, err := s.withDefaults()
+	return err
+}
+
 func (s ProducerSettings) withDefaults() (ProducerSettings, error) {
+	var errs settingErrors
 	if s.ProducerID == "" || len(s.ProducerID) > maxProducerIDLen || !utf8.ValidString(s.ProducerID) {
-		return s, &SettingError{Setting: "ProducerID", Value: s.ProducerID, Reason: "required: 1 to 255 bytes of UTF-8"}
+		errs.add(&SettingError{Setting: "ProducerID", Value: s.ProducerID, Reason: "required: 1 to 255 bytes of UTF-8"})
 	}
 	if s.Epoch == 0 {
 		s.Epoch = uint64(time.Now().UnixNano())
 	}
-	var err error
-	if s.MaxFrameSize, err = sizeSetting("MaxFrameSize", s.MaxFrameSize, DefaultMaxFrameSize, minFrameSize); err != nil {
-		return s, err
-	}
-	if s.ChunkSize, err = sizeSetting("ChunkSize", s.ChunkSize, DefaultChunkSize, 1); err != nil {
-		return s, err
-	}
-	if s.MaxMessageSize, err = sizeSetting("MaxMessageSize", s.MaxMessageSize, DefaultMaxMessageSize, 1); err != nil {
-		return s, err
-	}
-	if s.MaxUnconfirmed, err = sizeSetting("MaxUnconfirmed", s.MaxUnconfirmed, DefaultMaxUnconfirmed, 1); err != nil {
-		return s, err
-	}
-	if s.MaxUnconfirmedBytes, err = sizeSetting("MaxUnconfirmedBytes", s.MaxUnconfirmedBytes, DefaultMaxUnconfirmedBytes, 1); err != nil {
-		return s, err
-	}
-	if s.FirstResendInterval, err = durationSetting("FirstResendInterval", s.FirstResendInterval, DefaultFirstResendInterval); err != nil {
-		return s, err
-	}
+	errs.size(&s.MaxFrameSize, "MaxFrameSize", DefaultMaxFrameSize, minFrameSize)
+	errs.size(&s.ChunkSize, "ChunkSize", DefaultChunkSize, 1)
+	errs.size(&s.MaxMessageSize, "MaxMessageSize", DefaultMaxMessageSize, 1)
+	errs.size(&s.MaxUnconfirmed, "MaxUnconfirmed", DefaultMaxUnconfirmed, 1)
+	errs.size(&s.MaxUnconfirmedBytes, "MaxUnconfirmedBytes", DefaultMaxUnconfirmedBytes, 1)
+	errs.duration(&s.FirstResendInterval, "FirstResendInterval", DefaultFirstResendInterval)
 	if s.Logger == nil {
 		s.Logger = discardLogger
 	}
-	return s, nil
+	return s, errs.err()
 }
 
 // fitChunk lowers the chunk size so that a frame holding one chunk fits in
@@ -202,59 +199,77 @@ type ConsumerSettings struct {
 	Logger *slog.Logger
 }
 
+// Validate checks the settings as NewConsumerController does, without a
+// link: each invalid one is a *SettingError naming its field, all of them
+// joined.
+func (s ConsumerSettings) Validate() error {
+	_, err := s.withDefaults()
+	return err
+}
+
 func (s ConsumerSettings) withDefaults() (ConsumerSettings, error) {
+	var errs settingErrors
 	if len(s.ProducerID) > maxProducerIDLen || !utf8.ValidString(s.ProducerID) {
-		return s, &SettingError{Setting: "ProducerID", Value: s.ProducerID, Reason: "at most 255 bytes of UTF-8"}
+		errs.add(&SettingError{Setting: "ProducerID", Value: s.ProducerID, Reason: "at most 255 bytes of UTF-8"})
 	}
 	if s.Epoch == 0 {
 		s.Epoch = uint64(time.Now().UnixNano())
 	}
-	var err error
-	if s.Window, err = sizeSetting("Window", s.Window, DefaultWindow, 1); err != nil {
-		return s, err
-	}
+	errs.size(&s.Window, "Window", DefaultWindow, 1)
 	if s.Window > MaxWindow {
-		return s, &SettingError{Setting: "Window", Value: s.Window, Reason: "at most 1048576"}
+		errs.add(&SettingError{Setting: "Window", Value: s.Window, Reason: "must be from 1 to " + strconv.Itoa(MaxWindow)})
 	}
-	if s.ResendMin, err = durationSetting("ResendMin", s.ResendMin, DefaultResendMin); err != nil {
-		return s, err
+	minOK := errs.duration(&s.ResendMin, "ResendMin", DefaultResendMin)
+	if errs.duration(&s.ResendMax, "ResendMax", DefaultResendMax) && minOK && s.ResendMax < s.ResendMin {
+		errs.add(&SettingError{Setting: "ResendMax", Value: s.ResendMax, Reason: "must not be below ResendMin (" + s.ResendMin.String() + ")"})
 	}
-	if s.ResendMax, err = durationSetting("ResendMax", s.ResendMax, DefaultResendMax); err != nil {
-		return s, err
-	}
-	if s.ResendMax < s.ResendMin {
-		return s, &SettingError{Setting: "ResendMax", Value: s.ResendMax, Reason: "must not be below ResendMin (" + s.ResendMin.String() + ")"}
-	}
-	if s.MaxMessageSize, err = sizeSetting("MaxMessageSize", s.MaxMessageSize, DefaultMaxMessageSize, 1); err != nil {
-		return s, err
-	}
-	if s.AckDelay, err = durationSetting("AckDelay", s.AckDelay, DefaultAckDelay); err != nil {
-		return s, err
-	}
+	errs.size(&s.MaxMessageSize, "MaxMessageSize", DefaultMaxMessageSize, 1)
+	errs.duration(&s.AckDelay, "AckDelay", DefaultAckDelay)
 	if s.Logger == nil {
 		s.Logger = discardLogger
 	}
-	return s, nil
+	return s, errs.err()
 }
 
-func sizeSetting(name string, v, def, min int) (int, error) {
+// settingErrors gathers every invalid setting, so that a caller learns of
+// all of them at once.
+type settingErrors []error
+
+func (e *settingErrors) add(err *SettingError) { *e = append(*e, err) }
+
+// size sets *v to def when it is 0 and reports whether it is valid: at
+// least min.
+func (e *settingErrors) size(v *int, name string, def, min int) bool {
 	switch {
-	case v == 0:
-		return def, nil
-	case v < min:
-		return v, &SettingError{Setting: name, Value: v, Reason: "must be at least " + strconv.Itoa(min)}
+	case *v == 0:
+		*v = def
+	case *v < min:
+		e.add(&SettingError{Setting: name, Value: *v, Reason: "must be at least " + strconv.Itoa(min)})
+		return false
 	}
-	return v, nil
+	return true
 }
 
-func durationSetting(name string, v, def time.Duration) (time.Duration, error) {
+// duration sets *v to def when it is 0 and reports whether it is valid:
+// positive.
+func (e *settingErrors) duration(v *time.Duration, name string, def time.Duration) bool {
 	switch {
-	case v == 0:
-		return def, nil
-	case v < 0:
-		return v, &SettingError{Setting: name, Value: v, Reason: "must be positive"}
+	case *v == 0:
+		*v = def
+	case *v < 0:
+		e.add(&SettingError{Setting: name, Value: *v, Reason: "must be positive"})
+		return false
 	}
-	return v, nil
+	return true
+}
+
+// err is nil, the one *SettingError, or all of them joined (errors.As finds
+// the first).
+func (e settingErrors) err() error {
+	if len(e) == 1 {
+		return e[0]
+	}
+	return errors.Join(e...)
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)

@@ -11,12 +11,12 @@ import (
 // The reliable tests run the protocol over the carrier.
 
 // testReliable: many messages, every one once and in order.
-func testReliable(t *testing.T, c Carrier) {
-	ctx := context4(t, c)
+func testReliable(t *testing.T, spec Spec) {
+	ctx := context4(t, spec)
 	s := stream(t)
-	n := c.messages()
-	cons := StartConsumer(t, ctx, open(t, c, s, delivery.ConsumerEnd), FastConsumer)
-	p := StartProducer(t, ctx, open(t, c, s, delivery.ProducerEnd), FastProducer, 0, n, SmallMessages)
+	n := spec.messages()
+	cons := StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), FastConsumer)
+	p := StartProducer(t, ctx, open(t, ctx, spec, s, delivery.ProducerEnd), FastProducer, 0, n, SmallMessages)
 	CheckExactlyOnceInOrder(t, cons.TakeUpTo(ctx, n-1), n)
 	p.Stop(ctx)
 	cons.Stop(ctx)
@@ -24,30 +24,30 @@ func testReliable(t *testing.T, c Carrier) {
 
 // testLargeChunked: messages of up to 3 MiB, sent in chunks that fit the
 // carrier's frames, reassembled whole.
-func testLargeChunked(t *testing.T, c Carrier) {
-	ctx := context4(t, c)
+func testLargeChunked(t *testing.T, spec Spec) {
+	ctx := context4(t, spec)
 	s := stream(t)
 	sizes := []int{1 << 10, 300 << 10, 3 << 20, 64 << 10, 1<<20 + 7, 10, 2 << 20}
 	size := func(i int) int { return sizes[i] }
-	cons := StartConsumer(t, ctx, open(t, c, s, delivery.ConsumerEnd), FastConsumer)
-	p := StartProducer(t, ctx, open(t, c, s, delivery.ProducerEnd), FastProducer, 0, len(sizes), size)
+	cons := StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), FastConsumer)
+	p := StartProducer(t, ctx, open(t, ctx, spec, s, delivery.ProducerEnd), FastProducer, 0, len(sizes), size)
 	CheckExactlyOnceInOrder(t, cons.TakeUpTo(ctx, len(sizes)-1), len(sizes))
 	p.Stop(ctx)
 	cons.Stop(ctx)
 }
 
 // testManyStreams: eight streams at once on the carrier, independent.
-func testManyStreams(t *testing.T, c Carrier) {
-	n := max(c.messages()/4, 50)
+func testManyStreams(t *testing.T, spec Spec) {
+	n := max(spec.messages()/4, 50)
 	for k := range 8 {
 		t.Run(fmt.Sprintf("stream%d", k), func(t *testing.T) {
 			t.Parallel()
-			ctx := context4(t, c)
+			ctx := context4(t, spec)
 			s := stream(t)
 			settings := FastProducer
 			settings.ProducerID = fmt.Sprintf("producer-%d", k)
-			cons := StartConsumer(t, ctx, open(t, c, s, delivery.ConsumerEnd), FastConsumer)
-			p := StartProducer(t, ctx, open(t, c, s, delivery.ProducerEnd), settings, 0, n, SmallMessages)
+			cons := StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), FastConsumer)
+			p := StartProducer(t, ctx, open(t, ctx, spec, s, delivery.ProducerEnd), settings, 0, n, SmallMessages)
 			CheckExactlyOnceInOrder(t, cons.TakeUpTo(ctx, n-1), n)
 			p.Stop(ctx)
 			cons.Stop(ctx)
@@ -59,24 +59,24 @@ func testManyStreams(t *testing.T, c Carrier) {
 // new producer lifetime. On a queue, late frames of the old lifetime may
 // reach the new consumer first (at least once); the new lifetime's
 // messages arrive once and in order.
-func testCloseAndReopen(t *testing.T, c Carrier) {
-	ctx := context4(t, c)
+func testCloseAndReopen(t *testing.T, spec Spec) {
+	ctx := context4(t, spec)
 	s := stream(t)
 	const n = 100
-	cons := StartConsumer(t, ctx, open(t, c, s, delivery.ConsumerEnd), FastConsumer)
-	p := StartProducer(t, ctx, open(t, c, s, delivery.ProducerEnd), FastProducer, 0, n, SmallMessages)
+	cons := StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), FastConsumer)
+	p := StartProducer(t, ctx, open(t, ctx, spec, s, delivery.ProducerEnd), FastProducer, 0, n, SmallMessages)
 	CheckExactlyOnceInOrder(t, cons.TakeUpTo(ctx, n-1), n)
 	p.Stop(ctx)
 	cons.Stop(ctx)
 
-	cons = StartConsumer(t, ctx, open(t, c, s, delivery.ConsumerEnd), FastConsumer)
-	p = StartProducer(t, ctx, open(t, c, s, delivery.ProducerEnd), FastProducer, n, n, SmallMessages)
+	cons = StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), FastConsumer)
+	p = StartProducer(t, ctx, open(t, ctx, spec, s, delivery.ProducerEnd), FastProducer, n, n, SmallMessages)
 	got := cons.TakeUpTo(ctx, 2*n-1)
 	var fresh []int
 	for _, i := range got {
 		if i >= n {
 			fresh = append(fresh, i-n)
-		} else if !c.Queue {
+		} else if !spec.Queue {
 			t.Fatalf("message %d of the closed lifetime after the reopen", i)
 		}
 	}
@@ -91,14 +91,14 @@ func testCloseAndReopen(t *testing.T, c Carrier) {
 // testConsumerRestart: the consumer dies twice mid-stream holding
 // unconfirmed messages; each lifetime sees messages in order, none starts
 // after the previous stopped, and together they see every message.
-func testConsumerRestart(t *testing.T, c Carrier) {
-	ctx := context4(t, c)
+func testConsumerRestart(t *testing.T, spec Spec) {
+	ctx := context4(t, spec)
 	s := stream(t)
-	n := c.messages()
-	p := StartProducer(t, ctx, open(t, c, s, delivery.ProducerEnd), FastProducer, 0, n, SmallMessages)
+	n := spec.messages()
+	p := StartProducer(t, ctx, open(t, ctx, spec, s, delivery.ProducerEnd), FastProducer, 0, n, SmallMessages)
 	var lifetimes [][]int
 	for life := range 3 {
-		cons := StartConsumer(t, ctx, open(t, c, s, delivery.ConsumerEnd), FastConsumer)
+		cons := StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), FastConsumer)
 		if life == 2 {
 			lifetimes = append(lifetimes, cons.TakeUpTo(ctx, n-1))
 			p.Stop(ctx)
@@ -119,22 +119,22 @@ func testConsumerRestart(t *testing.T, c Carrier) {
 // testCut: the carrier's connections are cut three times mid-stream; every
 // message arrives once and in order, and links that report their status
 // count the reconnects.
-func testCut(t *testing.T, c Carrier) {
-	if c.Cut == nil {
-		t.Skipf("%s supplies no way to cut its connections", c.Name)
+func testCut(t *testing.T, spec Spec) {
+	if spec.Cut == nil {
+		t.Skipf("%s supplies no way to cut its connections", spec.Name)
 	}
-	ctx := context4(t, c)
+	ctx := context4(t, spec)
 	s := stream(t)
-	n := c.messages()
-	consumerLink := open(t, c, s, delivery.ConsumerEnd)
-	producerLink := open(t, c, s, delivery.ProducerEnd)
+	n := spec.messages()
+	consumerLink := open(t, ctx, spec, s, delivery.ConsumerEnd)
+	producerLink := open(t, ctx, spec, s, delivery.ProducerEnd)
 	cons := StartConsumer(t, ctx, consumerLink, FastConsumer)
 	p := StartProducer(t, ctx, producerLink, FastProducer, 0, n, SmallMessages)
 	cuts := 0
 	got := cons.Take(ctx, func(i int, got []int) bool {
 		if cuts < 3 && len(got) == (cuts+1)*n/4 {
 			cuts++
-			c.Cut(t, s)
+			spec.Cut(t, s)
 		}
 		return i == n-1
 	}, nil)
@@ -157,14 +157,14 @@ func testCut(t *testing.T, c Carrier) {
 // testSlowConsumer: a consumer slower than its producer holds the producer
 // to the window: the producer never has more than a window unconfirmed,
 // and nothing is lost.
-func testSlowConsumer(t *testing.T, c Carrier) {
-	ctx := context4(t, c)
+func testSlowConsumer(t *testing.T, spec Spec) {
+	ctx := context4(t, spec)
 	s := stream(t)
 	const n, window = 300, 10
 	settings := FastConsumer
 	settings.Window = window
-	cons := StartConsumer(t, ctx, open(t, c, s, delivery.ConsumerEnd), settings)
-	p := StartProducer(t, ctx, open(t, c, s, delivery.ProducerEnd), FastProducer, 0, n, SmallMessages)
+	cons := StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), settings)
+	p := StartProducer(t, ctx, open(t, ctx, spec, s, delivery.ProducerEnd), FastProducer, 0, n, SmallMessages)
 	most := delivery.SeqNr(0)
 	got := cons.Take(ctx, func(i int, _ []int) bool {
 		st := p.Stats()

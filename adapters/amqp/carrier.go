@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/bridge-mq/bridge/adapters/internal/linkset"
 	"github.com/bridge-mq/bridge/delivery"
 )
 
 // Carrier carries the frames of any number of streams over one RabbitMQ
-// broker. It owns two connections, one for publishing and one for
-// consuming (a broker that blocks a publishing connection under a
-// resource alarm then does not hold up the acks), and keeps both open:
-// each runs a goroutine that dials again after a loss.
+// broker: a delivery.Carrier, which also reports its connections
+// (delivery.StatusReporter) and deletes a stream's queues
+// (delivery.StreamDeleter). It owns two connections, one for publishing
+// and one for consuming (a broker that blocks a publishing connection
+// under a resource alarm then does not hold up the acks), and keeps both
+// open: each runs a goroutine that dials again after a loss. Close closes
+// every link it opened, then the connections.
 type Carrier struct {
 	cfg     Config
 	publish *keeper
@@ -23,7 +27,11 @@ type Carrier struct {
 	closed bool
 }
 
-var _ delivery.StatusReporter = (*Carrier)(nil)
+var (
+	_ delivery.Carrier        = (*Carrier)(nil)
+	_ delivery.StatusReporter = (*Carrier)(nil)
+	_ delivery.StreamDeleter  = (*Carrier)(nil)
+)
 
 // New validates cfg (a *ConfigError names a bad field) and connects to the
 // broker. An unreachable broker, refused credentials or a failed TLS
@@ -100,6 +108,11 @@ func (c *Carrier) Link(ctx context.Context, stream string, end delivery.End) (*L
 	l.in.start(l.ctx, subSess)
 	c.links[l] = struct{}{}
 	return l, nil
+}
+
+// OpenLink is Link, for delivery.Carrier.
+func (c *Carrier) OpenLink(ctx context.Context, stream string, end delivery.End) (delivery.Link, error) {
+	return linkset.Opened(c.Link(ctx, stream, end))
 }
 
 func (c *Carrier) linkError(stream string, end delivery.End, err error) error {

@@ -13,6 +13,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/bridge-mq/bridge/delivery"
+	"github.com/bridge-mq/bridge/delivery/backoff"
 )
 
 // Defaults of Config. A zero field takes the default named here.
@@ -112,7 +113,7 @@ type Config struct {
 	MaxPendingConfirms int
 
 	// MaxFrameSize bounds a frame; Send refuses a larger one with a
-	// *FrameTooLargeError, and the link reports it to the controllers
+	// *delivery.FrameTooLargeError, and the link reports it to the controllers
 	// (delivery.FrameSizeLimiter). It must not exceed the broker's
 	// max_message_size. Default DefaultMaxFrameSize, RabbitMQ's default;
 	// at most 512 MiB.
@@ -248,4 +249,10 @@ func redactURL(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// reconnectWaits spaces a retry loop's attempts from ReconnectMin to
+// ReconnectMax: the keeper's redialling, and the links' sessions reopened.
+func (c *Config) reconnectWaits() *backoff.Backoff {
+	return backoff.New(backoff.Policy{Min: c.ReconnectMin, Max: c.ReconnectMax})
 }

@@ -75,22 +75,3 @@ func TestQueueNames(t *testing.T) {
 		}
 	}
 }
-
-func TestBackoff(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: time.Second}
-	var last time.Duration
-	for range 10 {
-		d := b.next()
-		if d < 80*time.Millisecond || d > time.Second {
-			t.Fatalf("wait %v out of [min-20%%, max]", d)
-		}
-		last = d
-	}
-	if last < 800*time.Millisecond {
-		t.Errorf("after 10 failures the wait is %v; want near max", last)
-	}
-	b.reset()
-	if d := b.next(); d > 100*time.Millisecond {
-		t.Errorf("after reset the wait is %v", d)
-	}
-}

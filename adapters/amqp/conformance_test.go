@@ -2,6 +2,7 @@ package amqp_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -11,47 +12,92 @@ import (
 	"github.com/bridge-mq/bridge/delivery"
 )
 
-// carriers gives each stream of the suite a carrier of its own, so that a
-// cut closes only that stream's connections: the suite runs its tests in
-// parallel on the shared broker.
-type carriers struct {
+// carrierPerStream is a delivery.Carrier that gives each stream an
+// amqp.Carrier of its own, named uniquely, so that a cut closes only that
+// stream's connections: the suite runs its tests in parallel on the shared
+// broker.
+type carrierPerStream struct {
+	cfg amqp.Config // each stream's carrier's, but for Name
+
 	mu       sync.Mutex
 	byStream map[string]*amqp.Carrier
-	names    map[string]string
+	names    map[string]string // each stream's carrier's Name
+	closed   bool
 }
 
-func (cs *carriers) get(t testing.TB, stream string) (*amqp.Carrier, string) {
+var _ delivery.Carrier = (*carrierPerStream)(nil)
+
+// carrier returns stream's carrier, connecting it on the stream's first
+// use.
+func (cs *carrierPerStream) carrier(ctx context.Context, stream string) (*amqp.Carrier, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if c, ok := cs.byStream[stream]; ok {
-		return c, cs.names[stream]
+	if cs.closed {
+		return nil, amqp.ErrClosed
 	}
-	name := testName("conformance")
-	// The suite's stream names are unique per run, and the carrier goes
-	// with the test that first opened the stream.
-	c := newCarrier(t, amqp.Config{Name: name, MaxFrameSize: 1 << 20}, stream)
-	cs.byStream[stream], cs.names[stream] = c, name
-	return c, name
+	if c, ok := cs.byStream[stream]; ok {
+		return c, nil
+	}
+	cfg := cs.cfg
+	cfg.Name = testName("conformance")
+	c, err := amqp.New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cs.byStream[stream], cs.names[stream] = c, cfg.Name
+	return c, nil
+}
+
+func (cs *carrierPerStream) OpenLink(ctx context.Context, stream string, end delivery.End) (delivery.Link, error) {
+	c, err := cs.carrier(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return c.OpenLink(ctx, stream, end)
+}
+
+// name is the Name of stream's carrier, which names its connections.
+func (cs *carrierPerStream) name(stream string) string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.names[stream]
+}
+
+// Close deletes every stream's queues (the suite has closed their links by
+// then) and closes its carrier.
+func (cs *carrierPerStream) Close() error {
+	cs.mu.Lock()
+	cs.closed = true
+	byStream := cs.byStream
+	cs.byStream = nil
+	cs.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	for stream, c := range byStream {
+		errs = append(errs, c.DeleteStream(ctx, stream), c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 func TestConformance(t *testing.T) {
-	requireBroker(t)
+	url := requireBroker(t)
 	ctl := rabbitmqctl(t)
-	cs := &carriers{byStream: map[string]*amqp.Carrier{}, names: map[string]string{}}
-	adaptertest.Run(t, adaptertest.Carrier{
-		Name: "amqp",
-		Open: func(t testing.TB, stream string, end delivery.End) delivery.Link {
-			c, _ := cs.get(t, stream)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			l, err := c.Link(ctx, stream, end)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return l
-		},
+	cs := &carrierPerStream{
+		cfg:      amqp.Config{URL: url, QueuePrefix: "bridge-test.", MaxFrameSize: 1 << 20, Logger: testLogger(t)},
+		byStream: map[string]*amqp.Carrier{},
+		names:    map[string]string{},
+	}
+	t.Cleanup(func() {
+		if err := cs.Close(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	adaptertest.Run(t, adaptertest.Spec{
+		Name:    "amqp",
+		Carrier: cs,
 		Cut: func(t testing.TB, stream string) {
-			_, name := cs.get(t, stream)
+			name := cs.name(stream)
 			if n := cutConnections(t, ctl, name); n == 0 {
 				t.Errorf("no connection of %s to cut", name)
 			}

@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/bridge-mq/bridge/delivery/backoff"
 )
 
 // keeper keeps one AMQP connection open: it watches for its loss and dials
@@ -155,7 +156,7 @@ func (k *keeper) watch(closed <-chan *amqp091.Error, blocked <-chan amqp091.Bloc
 // redial dials until it connects (nil once stopping). The first attempt is
 // immediate: after a broker-side close the broker is usually still there.
 func (k *keeper) redial() *amqp091.Connection {
-	b := backoff{min: k.cfg.ReconnectMin, max: k.cfg.ReconnectMax}
+	waits := k.cfg.reconnectWaits()
 	for attempt := 1; ; attempt++ {
 		c, err := dial(k.stop, k.cfg, k.role)
 		if err == nil {
@@ -165,9 +166,9 @@ func (k *keeper) redial() *amqp091.Connection {
 			return nil
 		}
 		k.down.set(err)
-		wait := b.next()
+		wait := waits.Next()
 		k.log.Warn("amqp reconnect failed", "url", redactURL(k.cfg.URL), "attempt", attempt, "retry_in", wait, "err", err)
-		if !sleep(k.stop, wait) {
+		if !backoff.Sleep(k.stop, wait) {
 			return nil
 		}
 	}
@@ -238,34 +239,4 @@ func dial(ctx context.Context, cfg *Config, role string) (*amqp091.Connection, e
 		return nil, ctx.Err()
 	}
 	return c, nil
-}
-
-// backoff doubles a wait from min to max, with up to 20% jitter so that
-// links that broke together do not retry in lockstep.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	switch {
-	case b.cur == 0:
-		b.cur = b.min
-	case b.cur < b.max:
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur - time.Duration(rand.Int64N(int64(b.cur)/5+1))
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// sleep waits for d or ctx; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -18,10 +18,13 @@
 // than splitting the frames and their order with it. The queues outlive
 // the links: retiring a stream deletes them (Carrier.DeleteStream).
 //
-// A Carrier holds two connections, one that publishes and one that
-// consumes, as RabbitMQ advises: a broker under a resource alarm blocks the
-// publishing connection, and must not hold up the acks with it. Each Link
-// opens a channel on each.
+// A Carrier (New) is the package's delivery.Carrier: Link (or OpenLink,
+// behind the interface) opens an end of a stream, Status reports the
+// carrier's connections, and DeleteStream deletes a stream's queues. It
+// holds two connections, one that publishes and one that consumes, as
+// RabbitMQ advises: a broker under a resource alarm blocks the publishing
+// connection, and must not hold up the acks with it. Each Link opens a
+// channel on each.
 //
 // # What is acked when
 //

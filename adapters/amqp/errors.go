@@ -69,17 +69,6 @@ func (e *UnroutableError) Error() string {
 
 func (e *UnroutableError) Unwrap() error { return ErrUnroutable }
 
-// FrameTooLargeError is returned by Send for a frame over
-// Config.MaxFrameSize. The frame was not sent; the link is fine. Not worth
-// retrying with the same frame.
-type FrameTooLargeError struct {
-	Size, Limit int
-}
-
-func (e *FrameTooLargeError) Error() string {
-	return fmt.Sprintf("amqp: frame of %d bytes exceeds MaxFrameSize %d", e.Size, e.Limit)
-}
-
 // StreamNameError is returned by Carrier.Link for a stream name that makes
 // no valid queue name. Not worth retrying with the same name.
 type StreamNameError struct {

@@ -43,15 +43,16 @@ var (
 // the time the link is disconnected: the frames it holds then are
 // published once it reconnects, and the protocol's own resend covers the
 // rest. A frame over Config.MaxFrameSize is refused with a
-// *FrameTooLargeError; while the broker cannot route frames to the queue,
-// Send refuses them with the *UnroutableError or *DeclareError that says
-// why. After Close it returns an error wrapping delivery.ErrLinkClosed.
+// *delivery.FrameTooLargeError (the frame is not sent; the link is fine);
+// while the broker cannot route frames to the queue, Send refuses them
+// with the *UnroutableError or *DeclareError that says why. After Close it
+// returns an error wrapping delivery.ErrLinkClosed.
 func (l *Link) Send(ctx context.Context, frame []byte) error {
 	if l.ctx.Err() != nil {
 		return fmt.Errorf("amqp: send: %w", delivery.ErrLinkClosed)
 	}
 	if max := l.carrier.cfg.MaxFrameSize; len(frame) > max {
-		return &FrameTooLargeError{Size: len(frame), Limit: max}
+		return &delivery.FrameTooLargeError{Carrier: "amqp", Size: len(frame), Limit: max}
 	}
 	if err := l.out.failure.get(); err != nil {
 		return fmt.Errorf("amqp: send to queue %q: %w", l.out.queue, err)

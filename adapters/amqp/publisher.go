@@ -9,6 +9,8 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/bridge-mq/bridge/delivery/backoff"
 )
 
 // publisher carries one direction of a link to the broker: it publishes the
@@ -73,11 +75,11 @@ func (p *publisher) run(ctx context.Context, first *pubSession) {
 	var (
 		pending []*outbound
 		sess    = first
-		reopen  = backoff{min: p.cfg.ReconnectMin, max: p.cfg.ReconnectMax}
+		reopen  = p.cfg.reconnectWaits()
 		// A nack or a return on a live channel may come again at once:
 		// publishing the same frames again waits longer each time, until
 		// a confirm comes through.
-		resend = backoff{min: p.cfg.ReconnectMin, max: p.cfg.ReconnectMax}
+		resend = p.cfg.reconnectWaits()
 	)
 	defer func() {
 		if sess != nil {
@@ -108,9 +110,9 @@ func (p *publisher) run(ctx context.Context, first *pubSession) {
 			return false
 		}
 		if isChannelException(reason) || errors.Is(reason, errConfirmLost) || errors.Is(reason, ErrUnroutable) {
-			d := resend.next()
+			d := resend.Next()
 			p.log.Warn("publishing again on a new channel", "reason", reason, "pending", len(pending), "in", d)
-			return sleep(ctx, d)
+			return backoff.Sleep(ctx, d)
 		}
 		p.log.Warn("publishing channel lost", "reason", reason, "pending", len(pending))
 		return true
@@ -118,7 +120,7 @@ func (p *publisher) run(ctx context.Context, first *pubSession) {
 
 	for ctx.Err() == nil {
 		if sess == nil {
-			s, ok := openRetrying(ctx, p.open, &reopen, &p.down, p.log, "publish")
+			s, ok := openRetrying(ctx, p.open, reopen, &p.down, p.log, "publish")
 			if !ok {
 				return
 			}
@@ -153,7 +155,7 @@ func (p *publisher) run(ctx context.Context, first *pubSession) {
 		case <-head:
 			var err error
 			if pending, err = p.settle(sess, pending); err == nil {
-				resend.reset()
+				resend.Reset()
 			} else if !restart(err) {
 				return
 			}
@@ -302,18 +304,18 @@ func isChannelException(err error) bool {
 // openRetrying opens a session, retrying with backoff (and logging why,
 // as an error for a broker's refusal, which an operator must fix) until it
 // succeeds or ctx ends. It reports false when ctx ended.
-func openRetrying[S any](ctx context.Context, open func(context.Context) (S, <-chan struct{}, error), wait *backoff, down *errBox, log *slog.Logger, verb string) (S, bool) {
+func openRetrying[S any](ctx context.Context, open func(context.Context) (S, <-chan struct{}, error), wait *backoff.Backoff, down *errBox, log *slog.Logger, verb string) (S, bool) {
 	for {
 		sess, lost, err := open(ctx)
 		if err == nil {
-			wait.reset()
+			wait.Reset()
 			return sess, true
 		}
 		if ctx.Err() != nil {
 			return sess, false
 		}
 		down.set(err)
-		d := wait.next()
+		d := wait.Next()
 		if isChannelException(err) {
 			log.Error("cannot "+verb+"; retrying", "err", err, "retry_in", d)
 		} else {

@@ -52,20 +52,33 @@ func TestCutsDuringStream(t *testing.T) {
 
 	consumerLink, producerLink, cons, p := startStream(t, ctx, c, stream, n)
 
-	closed := make([]int, 4)
-	got := cons.TakeWithFaults(ctx, n-1, []int{n / 10, 3 * n / 10, n / 2, 7 * n / 10}, func(k int) {
-		// Both connections and all four channels must be back from the
-		// cut before, or a slow machine cuts one that is still reopening
-		// and the two losses count as one. Polled: the status has no event.
+	// upAgain waits until both connections and all four channels are back
+	// from the cuts so far, each reopened at least reconnects times in all.
+	// Polled, within 30 s: the status has no event.
+	upAgain := func(reconnects uint64) {
 		up := func() bool {
-			return c.Status().Connected && producerLink.Status().Connected && consumerLink.Status().Connected
+			for _, st := range []delivery.LinkStatus{c.Status(), producerLink.Status(), consumerLink.Status()} {
+				if !st.Connected || st.Reconnects < reconnects {
+					return false
+				}
+			}
+			return true
 		}
 		for deadline := time.Now().Add(30 * time.Second); !up() && time.Now().Before(deadline); {
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+	closed := make([]int, 4)
+	got := cons.TakeWithFaults(ctx, n-1, []int{n / 10, 3 * n / 10, n / 2, 7 * n / 10}, func(k int) {
+		// Everything must be back from the cut before, or a slow machine
+		// cuts one that is still reopening and the two losses count as one.
+		upAgain(0)
 		closed[k] = cutConnections(t, ctl, name)
 	})
 	adaptertest.CheckExactlyOnceInOrder(t, got, n)
+	// The stream may end while the last cut's reconnect is still under way:
+	// the statuses below are of the carrier and links back from all four.
+	upAgain(8)
 	p.Stop(ctx)
 	cons.Stop(ctx)
 

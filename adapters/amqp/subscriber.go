@@ -66,12 +66,12 @@ func (s *subscriber) start(ctx context.Context, first *subSession) {
 func (s *subscriber) run(ctx context.Context, first *subSession) {
 	defer close(s.done)
 	defer s.connected.Store(false)
-	wait := backoff{min: s.cfg.ReconnectMin, max: s.cfg.ReconnectMax}
+	wait := s.cfg.reconnectWaits()
 	sess := first
 	for {
 		if sess == nil {
 			var ok bool
-			if sess, ok = openRetrying(ctx, s.open, &wait, &s.down, s.log, "consume"); !ok {
+			if sess, ok = openRetrying(ctx, s.open, wait, &s.down, s.log, "consume"); !ok {
 				return
 			}
 			n := s.reconnects.Add(1)

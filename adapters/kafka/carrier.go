@@ -7,20 +7,27 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bridge-mq/bridge/adapters/internal/linkset"
 	"github.com/bridge-mq/bridge/delivery"
 	kafkago "github.com/segmentio/kafka-go"
 )
 
 // Carrier carries the frames of any number of streams over one Kafka
-// cluster, each stream on topics of its own. It starts no goroutines itself;
-// each Link starts its own, and Close closes every link.
+// cluster, each stream on topics of its own: a delivery.Carrier, which also
+// reports its links' connections (delivery.StatusReporter) and deletes a
+// stream's topics (delivery.StreamDeleter). It has no connection and starts
+// no goroutines of its own; each Link has its own, and Close closes every
+// link.
 type Carrier struct {
-	cfg Config
-
-	mu     sync.Mutex
-	links  map[*Link]struct{}
-	closed bool
+	cfg   Config
+	links linkset.Set[*Link]
 }
+
+var (
+	_ delivery.Carrier        = (*Carrier)(nil)
+	_ delivery.StatusReporter = (*Carrier)(nil)
+	_ delivery.StreamDeleter  = (*Carrier)(nil)
+)
 
 // ConnectError is returned by New when no broker of Config.Brokers could be
 // reached and spoken to. Worth retrying when Err is a network error; not
@@ -50,7 +57,7 @@ func New(ctx context.Context, cfg Config) (*Carrier, error) {
 	if strings.EqualFold(cfg.SASL.Mechanism, SASLPlain) && cfg.TLS == nil {
 		cfg.Logger.Warn("kafka: SASL PLAIN without TLS sends the password in clear")
 	}
-	return &Carrier{cfg: cfg, links: map[*Link]struct{}{}}, nil
+	return &Carrier{cfg: cfg, links: linkset.Set[*Link]{Carrier: "kafka"}}, nil
 }
 
 // probe connects to the brokers in turn until one answers an ApiVersions
@@ -97,46 +104,37 @@ func (c *Carrier) Link(ctx context.Context, stream string, end delivery.End) (*L
 	if end != delivery.ProducerEnd && end != delivery.ConsumerEnd {
 		return nil, fmt.Errorf("kafka: link: unknown end %v", end)
 	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.links.Closed() {
 		return nil, ErrClosed
 	}
 	l, err := openLink(ctx, c, stream, end)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.links.Add(l) {
 		l.Close()
 		return nil, ErrClosed
 	}
-	c.links[l] = struct{}{}
-	c.mu.Unlock()
 	return l, nil
 }
 
-func (c *Carrier) forget(l *Link) {
-	c.mu.Lock()
-	delete(c.links, l)
-	c.mu.Unlock()
+// OpenLink is Link, for delivery.Carrier.
+func (c *Carrier) OpenLink(ctx context.Context, stream string, end delivery.End) (delivery.Link, error) {
+	return linkset.Opened(c.Link(ctx, stream, end))
 }
+
+// Status sums the carrier's links, as the carrier has no connection of its
+// own: connected while every open link is (so also while none is open), the
+// reconnects of every link it opened, closed ones included, and while a
+// link is down, why. After Close it reports ErrClosed.
+func (c *Carrier) Status() delivery.LinkStatus { return c.links.Status(ErrClosed) }
 
 // Close closes every link of the carrier, at once, and waits for them (each
 // spends at most Config.CloseTimeout on its last writes and commit). Links
 // cannot be opened afterwards. Idempotent.
 func (c *Carrier) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	links := make([]*Link, 0, len(c.links))
-	for l := range c.links {
-		links = append(links, l)
-	}
-	c.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, l := range links {
+	for _, l := range c.links.Close() {
 		wg.Go(func() { l.Close() })
 	}
 	wg.Wait()

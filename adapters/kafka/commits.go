@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bridge-mq/bridge/delivery/backoff"
 	kafkago "github.com/segmentio/kafka-go"
 )
 
@@ -138,7 +139,7 @@ func (c *committer) run(ctx context.Context, closing <-chan struct{}) {
 // succeeds or ctx ends.
 func (c *committer) commitLatest(ctx context.Context) {
 	failures := 0
-	wait := firstRetryBackoff
+	wait := c.cfg.retryWaits()
 	for {
 		offset, gen := c.tracker.committable()
 		if offset < 0 || offset == c.lastOffset && gen == c.lastGen {
@@ -161,10 +162,9 @@ func (c *committer) commitLatest(ctx context.Context) {
 		if failures%30 == 1 {
 			c.log.Warn("kafka: offset commit failed; retrying", "topic", c.topic, "group", c.group, "offset", offset, "attempt", failures, "err", err)
 		}
-		if !sleepCtx(ctx, wait) {
+		if !backoff.Sleep(ctx, wait.Next()) {
 			return
 		}
-		wait = min(2*wait, c.cfg.RetryBackoff)
 	}
 }
 

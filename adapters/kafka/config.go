@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bridge-mq/bridge/delivery/backoff"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -355,3 +356,14 @@ func (c *Config) streamNames(stream string) (data, control, group string, err er
 	group = strings.ReplaceAll(c.GroupID, StreamPlaceholder, stream)
 	return data, control, group, nil
 }
+
+// retryWaits spaces the attempts of a failed write or commit: from
+// firstRetryBackoff, doubling up to RetryBackoff.
+func (c *Config) retryWaits() *backoff.Backoff {
+	return backoff.New(backoff.Policy{Min: firstRetryBackoff, Max: c.RetryBackoff})
+}
+
+// SASLMechanism is kafka-go's mechanism for c.SASL, nil for none: for a
+// client of one's own (the bench's raw client) that authenticates as the
+// carrier does. A bad SASL is a *ConfigError.
+func (c Config) SASLMechanism() (sasl.Mechanism, error) { return c.SASL.mechanism() }

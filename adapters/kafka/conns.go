@@ -3,12 +3,15 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bridge-mq/bridge/delivery"
 )
 
 // connTracker opens a link's network connections, for kafka-go's Transport
@@ -29,6 +32,7 @@ type connTracker struct {
 	reconnects atomic.Uint64
 
 	mu        sync.Mutex
+	lastErr   error  // the failure that marked the link down
 	losses    uint64 // outages seen; a connection opened under an older count reports an outage already counted
 	conns     map[*trackedConn]struct{}
 	closed    bool // no more dials
@@ -94,6 +98,7 @@ func (t *connTracker) lost(losses uint64, addr string, err error) {
 	}
 	t.losses++
 	t.down.Store(true)
+	t.lastErr = fmt.Errorf("kafka: broker %s: %w", addr, err)
 	t.log.Warn("kafka: lost the connection to a broker; kafka-go reconnects", "broker", addr, "err", err)
 }
 
@@ -109,6 +114,17 @@ func (t *connTracker) alive(losses uint64, addr string) {
 	t.down.Store(false)
 	n := t.reconnects.Add(1)
 	t.log.Info("kafka: reconnected to a broker", "broker", addr, "reconnects", n)
+}
+
+// status reports the connections as a link's status.
+func (t *connTracker) status() delivery.LinkStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := delivery.LinkStatus{Connected: !t.down.Load(), Reconnects: t.reconnects.Load()}
+	if !st.Connected {
+		st.Err = t.lastErr
+	}
+	return st
 }
 
 // cut closes every open connection, as a network failure would.

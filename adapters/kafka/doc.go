@@ -3,6 +3,10 @@
 //
 // # Topology
 //
+// A Carrier (New) is the package's delivery.Carrier: Link (or OpenLink,
+// behind the interface) opens an end of a stream, and DeleteStream deletes a
+// stream's topics (and its group, when the group is the stream's own).
+//
 // Every stream has two topics of its own, of one partition each, made by the
 // carrier when they are missing and the broker allows it (names from
 // Config.DataTopic and Config.ControlTopic, "bridge.{stream}.data" and
@@ -32,7 +36,8 @@
 // Frames over the broker's limit (Config.MaxMessageBytes, lowered to the
 // topics' max.message.bytes when the broker reports it, less 512 bytes of
 // record overhead: Link.MaxFrameSize) are refused by Send with a
-// *FrameTooLargeError, and the producer controller keeps its frames under it.
+// *delivery.FrameTooLargeError, and the producer controller keeps its frames
+// under it.
 //
 // Reads use a kafka-go Reader bound to partition 0 and FetchMessage, which
 // commits nothing (kafka-go's ReadMessage would commit before the message is
@@ -70,6 +75,9 @@
 // resets a connection, or a dial that fails, marks the link disconnected and
 // is logged (Warn); the first bytes from a broker afterwards mark it
 // connected again, count a reconnect in Link.Status and are logged (Info).
+// The Carrier has no connection of its own: Carrier.Status sums its links'
+// (connected while every open link is, their reconnects, closed links'
+// included, and the reason of one that is down).
 // Receive blocks across reconnects. Send keeps taking frames into its buffer
 // while the broker is away and blocks once the buffer is full; the buffered
 // frames are written when the broker is back. Blocking rather than failing

@@ -32,18 +32,6 @@ func (e *StreamNameError) Error() string {
 	return fmt.Sprintf("kafka: stream name %q: %s", e.Stream, e.Reason)
 }
 
-// FrameTooLargeError is returned by Link.Send for a frame larger than the
-// link's MaxFrameSize: the broker would refuse it. The frame was not taken;
-// the link stays usable. Not worth retrying with the same frame.
-type FrameTooLargeError struct {
-	Size  int // the frame's size in bytes
-	Limit int // the link's MaxFrameSize
-}
-
-func (e *FrameTooLargeError) Error() string {
-	return fmt.Sprintf("kafka: frame of %d bytes exceeds the limit of %d bytes (the broker's max message size less record overhead)", e.Size, e.Limit)
-}
-
 // TopicError is returned by Carrier.Link when a stream's topic is missing and
 // could not be created, or cannot be used. Err tells why; whether retrying
 // helps depends on it (a broker that is still starting: yes; a denied

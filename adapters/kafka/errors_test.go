@@ -98,9 +98,10 @@ func TestLinkErrors(t *testing.T) {
 	if got, want := producer.MaxFrameSize(), kafka.DefaultMaxMessageBytes-kafka.RecordOverhead; got != want {
 		t.Errorf("MaxFrameSize %d; want %d", got, want)
 	}
-	var tooLarge *kafka.FrameTooLargeError
-	if err := producer.Send(ctx, make([]byte, producer.MaxFrameSize()+1)); !errors.As(err, &tooLarge) {
-		t.Errorf("Send of a frame over the limit: %v; want a *kafka.FrameTooLargeError", err)
+	var tooLarge *delivery.FrameTooLargeError
+	if err := producer.Send(ctx, make([]byte, producer.MaxFrameSize()+1)); !errors.As(err, &tooLarge) || !errors.Is(err, delivery.ErrFrameTooLarge) ||
+		tooLarge.Carrier != "kafka" || tooLarge.Limit != producer.MaxFrameSize() {
+		t.Errorf("Send of a frame over the limit: %v; want a *delivery.FrameTooLargeError", err)
 	}
 	// The link carries on; a frame at the limit goes through.
 	big := adaptertest.Payload(1, producer.MaxFrameSize())

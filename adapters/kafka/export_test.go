@@ -9,6 +9,15 @@ const RecordOverhead = recordOverhead
 // failure would; kafka-go reconnects by itself.
 func CutConnections(l *Link) { l.conns.cut() }
 
+// CutStream cuts the connections of every open link of stream on c.
+func CutStream(c *Carrier, stream string) {
+	for _, l := range c.links.All() {
+		if l.stream == stream {
+			CutConnections(l)
+		}
+	}
+}
+
 // OffsetsRead returns the offsets of the first and the latest frame l handed
 // to Receive (-1: none).
 func OffsetsRead(l *Link) (first, last int64) {

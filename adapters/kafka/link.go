@@ -165,8 +165,9 @@ func openLink(ctx context.Context, c *Carrier, stream string, end delivery.End) 
 // Config.SendBufferBytes of frames wait for the broker's acknowledgement
 // (so while the broker is away, once the buffer is full), until ctx ends.
 // Frames are written in order and retried until the broker takes them. A
-// frame over MaxFrameSize is refused with a *FrameTooLargeError. After
-// Close, Send returns an error wrapping delivery.ErrLinkClosed.
+// frame over MaxFrameSize (the broker would refuse it) is refused with a
+// *delivery.FrameTooLargeError; it is not taken and the link stays usable.
+// After Close, Send returns an error wrapping delivery.ErrLinkClosed.
 func (l *Link) Send(ctx context.Context, frame []byte) error {
 	select {
 	case <-l.done:
@@ -174,7 +175,7 @@ func (l *Link) Send(ctx context.Context, frame []byte) error {
 	default:
 	}
 	if len(frame) > l.maxFrame {
-		return &FrameTooLargeError{Size: len(frame), Limit: l.maxFrame}
+		return &delivery.FrameTooLargeError{Carrier: "kafka", Size: len(frame), Limit: l.maxFrame}
 	}
 	return l.sender.send(ctx, frame)
 }
@@ -205,11 +206,10 @@ func (l *Link) Receive(ctx context.Context) (delivery.Frame, error) {
 // of record overhead.
 func (l *Link) MaxFrameSize() int { return l.maxFrame }
 
-// Status reports whether the link's connections to the brokers are up, and
-// how many times they came back after a loss.
-func (l *Link) Status() delivery.LinkStatus {
-	return delivery.LinkStatus{Connected: !l.conns.down.Load(), Reconnects: l.conns.reconnects.Load()}
-}
+// Status reports whether the link's connections to the brokers are up, how
+// many times they came back after a loss, and while they are down, the
+// failure that took them down.
+func (l *Link) Status() delivery.LinkStatus { return l.conns.status() }
 
 // Stream is the name of the link's stream.
 func (l *Link) Stream() string { return l.stream }
@@ -239,7 +239,7 @@ func (l *Link) Close() error {
 		l.cancelRun()
 		l.transport.CloseIdleConnections()
 		l.conns.close()
-		l.carrier.forget(l)
+		l.carrier.links.Remove(l)
 	})
 	return nil
 }

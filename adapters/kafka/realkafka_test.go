@@ -57,8 +57,6 @@ func deleteStreams(t *testing.T, c *kafka.Carrier, streams func() []string) {
 // TestRealKafkaConformance runs the conformance suite on a real Kafka.
 func TestRealKafkaConformance(t *testing.T) {
 	c := realKafka(t)
-	reg := &linkRegistry{}
-	deleteStreams(t, c, reg.streams) // runs after the suite's links are closed
 
 	// The topics' limit on this cluster decides the frame limit the suite
 	// checks: ask a link.
@@ -72,9 +70,10 @@ func TestRealKafkaConformance(t *testing.T) {
 	maxFrame := l.MaxFrameSize()
 	l.Close()
 
-	carrier := conformanceCarrier("kafka at "+os.Getenv("BRIDGE_TEST_KAFKA_BROKERS"), c, reg)
-	carrier.MaxFrameSize = maxFrame
-	adaptertest.Run(t, carrier)
+	spec := conformanceSpec("kafka at "+os.Getenv("BRIDGE_TEST_KAFKA_BROKERS"), c)
+	spec.Carrier = adaptertest.DeleteStreamsAtCleanup(t, c) // the broker is shared and keeps them
+	spec.MaxFrameSize = maxFrame
+	adaptertest.Run(t, spec)
 }
 
 // TestRealKafkaConsumerEndReopened: on a real Kafka, a consumer end closed

@@ -100,6 +100,9 @@ func TestBrokerRestart(t *testing.T) {
 					waitFor(t, 10*time.Second, "both links to see the broker gone", func() bool {
 						return !producerLink.Status().Connected && !consumerLink.Status().Connected
 					})
+					if st := c.Status(); st.Connected || st.Err == nil {
+						t.Errorf("the carrier reports %+v with its links down; want not connected, and why", st)
+					}
 					broker.start()
 				}
 				return i == n-1
@@ -109,6 +112,10 @@ func TestBrokerRestart(t *testing.T) {
 			st := cons.Stats()
 			cons.Stop(ctx)
 			t.Logf("consumer: %d duplicates, %d gap drops, %d resend requests, %d retries; producer: %+v", st.Duplicates, st.GapDrops, st.ResendRequests, st.Retries, p.Stats())
+			waitFor(t, 10*time.Second, "the carrier connected again", func() bool { return c.Status().Connected })
+			if st, sum := c.Status(), producerLink.Status().Reconnects+consumerLink.Status().Reconnects; st.Reconnects != sum || st.Err != nil {
+				t.Errorf("the carrier reports %+v; want its links' %d reconnects, and no error", st, sum)
+			}
 			for _, l := range []*kafka.Link{producerLink, consumerLink} {
 				s := l.Status()
 				if !s.Connected || s.Reconnects == 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bridge-mq/bridge/delivery"
+	"github.com/bridge-mq/bridge/delivery/backoff"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 )
@@ -112,14 +113,14 @@ func (s *sender) close() {
 // ends.
 func (s *sender) run(ctx context.Context) {
 	failures := 0
-	wait := firstRetryBackoff
+	wait := s.cfg.retryWaits()
 	for {
 		batch, full := s.next(ctx)
 		if batch == nil {
 			break
 		}
 		if !full && s.cfg.BatchTimeout > 0 && !s.isClosing() {
-			if !sleepCtx(ctx, s.cfg.BatchTimeout) {
+			if !backoff.Sleep(ctx, s.cfg.BatchTimeout) {
 				break
 			}
 			if batch, _ = s.next(ctx); batch == nil {
@@ -131,7 +132,8 @@ func (s *sender) run(ctx context.Context) {
 			if failures > 0 {
 				s.log.Info("kafka: writes resumed", "topic", s.topic, "failed_attempts", failures)
 			}
-			failures, wait = 0, firstRetryBackoff
+			failures = 0
+			wait.Reset()
 			s.written(len(batch))
 			continue
 		}
@@ -159,10 +161,9 @@ func (s *sender) run(ctx context.Context) {
 		default:
 			s.log.Debug("kafka: write failed again", "topic", s.topic, "attempt", failures, "err", err)
 		}
-		if !sleepCtx(ctx, wait) {
+		if !backoff.Sleep(ctx, wait.Next()) {
 			break
 		}
-		wait = min(2*wait, s.cfg.RetryBackoff)
 	}
 	s.mu.Lock()
 	if n := len(s.queue); n > 0 {
@@ -253,17 +254,4 @@ func (s *sender) produce(ctx context.Context, batch [][]byte) error {
 func topicMissing(err error) bool {
 	return errors.Is(err, kafkago.UnknownTopicOrPartition) ||
 		errors.Is(err, protocol.ErrNoTopic) || errors.Is(err, protocol.ErrNoPartition)
-}
-
-// sleepCtx waits d, or less if ctx ends first; it reports whether it waited
-// all of d.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

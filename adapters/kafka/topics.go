@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bridge-mq/bridge/delivery/backoff"
 	kafkago "github.com/segmentio/kafka-go"
 )
 
@@ -148,7 +149,8 @@ func (l *Link) endOffset(ctx context.Context, topic string) (int64, error) {
 func (l *Link) retry(ctx context.Context, fn func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
 	defer cancel()
-	wait := firstRetryBackoff
+	// Up to a second between attempts: RequestTimeout bounds them all.
+	wait := backoff.New(backoff.Policy{Min: firstRetryBackoff, Max: time.Second})
 	for {
 		err := fn(ctx)
 		if err == nil {
@@ -158,9 +160,8 @@ func (l *Link) retry(ctx context.Context, fn func(context.Context) error) error 
 		if !(errors.As(err, &kerr) && kerr.Temporary()) && !topicMissing(err) || ctx.Err() != nil {
 			return err
 		}
-		if !sleepCtx(ctx, wait) {
+		if !backoff.Sleep(ctx, wait.Next()) {
 			return err
 		}
-		wait = min(2*wait, time.Second)
 	}
 }

@@ -6,6 +6,11 @@
 // come back if not released), so the consumer's release logic can be tested
 // without a broker.
 //
-// A Pipe starts no goroutines; Send and Receive do their work in the
-// caller's.
+// A Carrier (NewCarrier) is the package's delivery.Carrier: it gives each
+// stream a Pipe of its own, made on first use with the carrier's Options,
+// and its Link attaches an end of that pipe; Carrier.Pipe hands a test the
+// pipe to cut, restore or read. Closing the carrier closes every pipe.
+//
+// Neither a Pipe nor a Carrier starts goroutines; Send and Receive do their
+// work in the caller's.
 package memory

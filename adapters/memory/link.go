@@ -24,11 +24,12 @@ var (
 )
 
 // Send queues a copy of frame for the other end, applying the pipe's faults.
-// It blocks while the other direction holds Capacity frames.
+// It blocks while the other direction holds Capacity frames. A frame over
+// MaxFrameSize is refused with a *delivery.FrameTooLargeError.
 func (l *Link) Send(ctx context.Context, frame []byte) error {
 	p := l.pipe
 	if max := p.opts.MaxFrameSize; max > 0 && len(frame) > max {
-		return &FrameTooLargeError{Size: len(frame), Limit: max}
+		return &delivery.FrameTooLargeError{Carrier: "memory", Size: len(frame), Limit: max}
 	}
 	data := slices.Clone(frame)
 	p.mu.Lock()

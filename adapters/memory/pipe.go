@@ -13,16 +13,6 @@ import (
 // lost; the protocol resends what it carried. Worth retrying after Restore.
 var ErrDisconnected = errors.New("memory: pipe disconnected")
 
-// FrameTooLargeError is returned by Send for a frame over the pipe's
-// MaxFrameSize. Not worth retrying with the same frame.
-type FrameTooLargeError struct {
-	Size, Limit int
-}
-
-func (e *FrameTooLargeError) Error() string {
-	return fmt.Sprintf("memory: frame of %d bytes exceeds the pipe's limit of %d bytes", e.Size, e.Limit)
-}
-
 // Faults say what a Pipe does to the frames it carries. Probabilities are
 // per frame, from 0 to 1; each direction draws from its own generator seeded
 // from Seed, so the n-th frame sent in a direction meets the same fate in
@@ -45,8 +35,9 @@ type Options struct {
 	// blocks. Default 1024.
 	Capacity int
 
-	// MaxFrameSize makes Send refuse larger frames, and is reported to the
-	// controllers (delivery.FrameSizeLimiter). 0: no limit.
+	// MaxFrameSize makes Send refuse larger frames with a
+	// *delivery.FrameTooLargeError, and is reported to the controllers
+	// (delivery.FrameSizeLimiter). 0: no limit.
 	MaxFrameSize int
 
 	// Queue makes the pipe behave like a broker's queue rather than a
@@ -56,6 +47,22 @@ type Options struct {
 	// Without it, frames sent while no end receives are lost, like on core
 	// NATS or a TCP connection that broke.
 	Queue bool
+}
+
+func (opts Options) withDefaults() (Options, error) {
+	f := opts.Faults
+	for name, p := range map[string]float64{"Loss": f.Loss, "Duplicate": f.Duplicate, "Reorder": f.Reorder} {
+		if p < 0 || p > 1 {
+			return opts, fmt.Errorf("memory: Faults.%s=%v: a probability is from 0 to 1", name, p)
+		}
+	}
+	if f.Delay < 0 || opts.Capacity < 0 || opts.MaxFrameSize < 0 {
+		return opts, errors.New("memory: Delay, Capacity and MaxFrameSize must not be negative")
+	}
+	if opts.Capacity == 0 {
+		opts.Capacity = 1024
+	}
+	return opts, nil
 }
 
 // Stats counts what a pipe did, over both directions.
@@ -103,18 +110,11 @@ type item struct {
 
 // NewPipe returns a pipe with no ends attached.
 func NewPipe(opts Options) (*Pipe, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	f := opts.Faults
-	for name, p := range map[string]float64{"Loss": f.Loss, "Duplicate": f.Duplicate, "Reorder": f.Reorder} {
-		if p < 0 || p > 1 {
-			return nil, fmt.Errorf("memory: Faults.%s=%v: a probability is from 0 to 1", name, p)
-		}
-	}
-	if f.Delay < 0 || opts.Capacity < 0 || opts.MaxFrameSize < 0 {
-		return nil, errors.New("memory: Delay, Capacity and MaxFrameSize must not be negative")
-	}
-	if opts.Capacity == 0 {
-		opts.Capacity = 1024
-	}
 	return &Pipe{
 		opts:       opts,
 		changed:    make(chan struct{}),
@@ -209,7 +209,7 @@ func (p *Pipe) WaitFor(ctx context.Context, cond func(Stats) bool) error {
 	}
 }
 
-// Close closes both ends.
+// Close closes both ends. Idempotent.
 func (p *Pipe) Close() error {
 	p.mu.Lock()
 	ends := []*Link{p.producer, p.consumer}

@@ -129,8 +129,9 @@ func TestFrameLimitAndClose(t *testing.T) {
 	ctx := context.Background()
 	pipe, _ := memory.NewPipe(memory.Options{MaxFrameSize: 10})
 	out := pipe.Producer()
-	var tooLarge *memory.FrameTooLargeError
-	if err := out.Send(ctx, make([]byte, 11)); !errors.As(err, &tooLarge) {
+	var tooLarge *delivery.FrameTooLargeError
+	if err := out.Send(ctx, make([]byte, 11)); !errors.As(err, &tooLarge) || !errors.Is(err, delivery.ErrFrameTooLarge) ||
+		tooLarge.Carrier != "memory" || tooLarge.Size != 11 || tooLarge.Limit != 10 {
 		t.Errorf("Send of 11 bytes = %v", err)
 	}
 	if out.MaxFrameSize() != 10 {

@@ -8,16 +8,20 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bridge-mq/bridge/adapters/internal/linkset"
 	"github.com/bridge-mq/bridge/delivery"
 )
 
-// Carrier opens links over a NATS server. It keeps a connection of its own
-// to check the server and manage JetStream streams; each link it opens
-// dials a connection of its own, so that one stream's traffic, slow
-// consumer or reconnect does not stall another's.
+// Carrier opens links over a NATS server: a delivery.Carrier, which also
+// reports its own connection (delivery.StatusReporter) and deletes what a
+// stream leaves in JetStream (delivery.StreamDeleter). It keeps a
+// connection of its own to check the server and manage JetStream streams;
+// each link it opens dials a connection of its own, so that one stream's
+// traffic, slow consumer or reconnect does not stall another's.
 //
 // A stream has at most one link per end on a Carrier: opening an end again
 // closes the previous link of that end first, as a restarted process would.
+// Close closes every link the carrier opened, then its own connection.
 type Carrier struct {
 	cfg  Config
 	conn *conn
@@ -35,7 +39,11 @@ type linkKey struct {
 	end    delivery.End
 }
 
-var _ delivery.StatusReporter = (*Carrier)(nil)
+var (
+	_ delivery.Carrier        = (*Carrier)(nil)
+	_ delivery.StatusReporter = (*Carrier)(nil)
+	_ delivery.StreamDeleter  = (*Carrier)(nil)
+)
 
 // New validates cfg and connects to the server. An unreachable server is a
 // *ConnectError naming the URL; in ModeJetStream a server without JetStream
@@ -133,6 +141,11 @@ func (c *Carrier) Link(ctx context.Context, stream string, end delivery.End) (*L
 		previous.Close()
 	}
 	return l, nil
+}
+
+// OpenLink is Link, for delivery.Carrier.
+func (c *Carrier) OpenLink(ctx context.Context, stream string, end delivery.End) (delivery.Link, error) {
+	return linkset.Opened(c.Link(ctx, stream, end))
 }
 
 func (c *Carrier) open(ctx context.Context, key linkKey) (*Link, error) {

@@ -4,9 +4,11 @@
 //
 // # Topology
 //
-// A Carrier opens links: the producer end and the consumer end of named
-// streams. Stream s uses two subjects under Config.SubjectPrefix (default
-// "bridge"):
+// A Carrier (New) is the package's delivery.Carrier: Link (or OpenLink,
+// behind the interface) opens the producer end and the consumer end of
+// named streams, Status reports the carrier's own connection, and
+// DeleteStream removes a stream's JetStream stream. Stream s uses two
+// subjects under Config.SubjectPrefix (default "bridge"):
 //
 //	bridge.s.data      data frames, producer end -> consumer end
 //	bridge.s.control   control frames, consumer end -> producer end
@@ -35,7 +37,7 @@
 // 128 bytes for the Nats-Msg-Id header in ModeJetStream (and no more than
 // the JetStream stream's max_msg_size). The producer controller keeps its
 // frames and chunks under it; Send refuses a larger frame with a
-// *FrameTooLargeError and the link stays usable.
+// *delivery.FrameTooLargeError and the link stays usable.
 //
 // # What is acked when
 //
@@ -98,6 +100,7 @@
 // # Embedded server
 //
 // StartServer runs a nats-server in the process with JetStream and a store
-// directory, on a fixed or a free port; Restart brings it back on the same
-// port and store, which is how the tests restart the broker under a stream.
+// directory, on a fixed or a free port, until Shutdown. (The tests restart
+// a broker under a stream with adaptertest.StartNATS, a test server that
+// stops and starts again on the same port and store.)
 package nats

@@ -24,19 +24,6 @@ var (
 	ErrJetStreamUnavailable = errors.New("nats: jetstream not available")
 )
 
-// FrameTooLargeError is returned by Send for a frame over the link's limit:
-// the server's max_payload less the room JetStream's headers take. Nothing
-// was sent and the link stays usable. Not worth retrying with the same
-// frame; the delivery controllers keep their frames under MaxFrameSize.
-type FrameTooLargeError struct {
-	Size  int // the frame's size in bytes
-	Limit int // the link's MaxFrameSize
-}
-
-func (e *FrameTooLargeError) Error() string {
-	return fmt.Sprintf("nats: frame of %d bytes exceeds the link's limit of %d bytes (the server's max_payload)", e.Size, e.Limit)
-}
-
 // ConnectError is returned by New and Link when the server cannot be
 // reached. Worth retrying once the server is up.
 type ConnectError struct {

@@ -1,15 +1,12 @@
 package nats_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,7 +45,8 @@ func machineNATS(t testing.TB) string {
 }
 
 // startServer starts an embedded server with its store in a temporary
-// directory, shut down when the test ends.
+// directory, shut down when the test ends. Tests that restart the server
+// use adaptertest.StartNATS instead.
 func startServer(t testing.TB, cfg nats.ServerConfig) *nats.Server {
 	t.Helper()
 	if cfg.StoreDir == "" {
@@ -116,41 +114,19 @@ func deleteWhenDone(t testing.TB, c *nats.Carrier, stream string) {
 	})
 }
 
-// conformanceCarrier describes c to the conformance suite.
-func conformanceCarrier(name string, c *nats.Carrier) adaptertest.Carrier {
+// conformanceSpec describes c to the conformance suite, which opens its
+// links through c. In JetStream mode the streams it leaves are deleted when
+// the test ends.
+func conformanceSpec(t *testing.T, name string, c *nats.Carrier) adaptertest.Spec {
 	jetStream := c.Mode() == nats.ModeJetStream
-	return adaptertest.Carrier{
-		Name: name,
-		Open: func(t testing.TB, stream string, end delivery.End) delivery.Link {
-			return openLink(t, c, stream, end)
-		},
-		Cut:          func(t testing.TB, stream string) { c.CutStream(stream) },
+	return adaptertest.Spec{
+		Name:         name,
+		Carrier:      adaptertest.DeleteStreamsAtCleanup(t, c),
+		Cut:          func(_ testing.TB, stream string) { c.CutStream(stream) },
 		Queue:        jetStream,
 		Release:      jetStream,
 		MaxFrameSize: c.MaxFrameSize(),
 	}
-}
-
-// logBuffer collects a logger's output for a test to look at.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 // eventually polls cond until it holds or the deadline passes, for

@@ -115,10 +115,10 @@ func TestJetStreamConsumerReopen(t *testing.T) {
 // restarted are published again with the same Nats-Msg-Id, so the stream
 // holds every frame Send took exactly once.
 func TestJetStreamRepublish(t *testing.T) {
-	srv := startServer(t, nats.ServerConfig{})
-	var logs logBuffer
+	srv := adaptertest.StartNATS(t, adaptertest.NATSOptions{})
+	var logs adaptertest.Buffer
 	cfg := testConfig(srv.URL(), nats.ModeJetStream)
-	cfg.Logger = logs.logger()
+	cfg.Logger = logs.Logger()
 	c := newCarrier(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

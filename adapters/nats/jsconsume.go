@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bridge-mq/bridge/delivery"
+	"github.com/bridge-mq/bridge/delivery/backoff"
 )
 
 // jsConsumer feeds a consumer end from the stream's durable pull consumer.
@@ -255,10 +256,9 @@ func (c *jsConsumer) recoverLost() {
 		case <-c.l.closed:
 			return
 		}
-		for wait := 100 * time.Millisecond; !c.tryRecover(); wait = min(2*wait, 5*time.Second) {
-			select {
-			case <-time.After(wait):
-			case <-c.l.closed:
+		wait := backoff.New(backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second})
+		for !c.tryRecover() {
+			if !backoff.Sleep(c.l.life, wait.Next()) { // life ends as closed closes
 				return
 			}
 		}

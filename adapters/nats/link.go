@@ -138,15 +138,17 @@ func (l *Link) MaxFrameSize() int { return l.maxFrame }
 // they are while the connection is down); a publish that fails or times
 // out is published again, with the same Nats-Msg-Id, by the link.
 //
-// A frame over MaxFrameSize is refused with a *FrameTooLargeError. After
-// Close, Send returns an error wrapping delivery.ErrLinkClosed; after the
-// connection gave up for good, one wrapping ErrConnectionLost.
+// A frame over MaxFrameSize (the server's max_payload less the room
+// JetStream's headers take) is refused with a *delivery.FrameTooLargeError;
+// nothing is sent and the link stays usable. After Close, Send returns an
+// error wrapping delivery.ErrLinkClosed; after the connection gave up for
+// good, one wrapping ErrConnectionLost.
 func (l *Link) Send(ctx context.Context, frame []byte) error {
 	if l.isClosed() {
 		return fmt.Errorf("nats: send on stream %s: %w", l.key.stream, delivery.ErrLinkClosed)
 	}
 	if len(frame) > l.maxFrame {
-		return &FrameTooLargeError{Size: len(frame), Limit: l.maxFrame}
+		return &delivery.FrameTooLargeError{Carrier: "nats", Size: len(frame), Limit: l.maxFrame}
 	}
 	if l.conn.isLost() {
 		return fmt.Errorf("nats: send on stream %s: %w", l.key.stream, ErrConnectionLost)

@@ -17,9 +17,9 @@ import (
 // log and in the link's counters rather than passing in silence.
 func TestSlowConsumerIsReported(t *testing.T) {
 	srv := startServer(t, nats.ServerConfig{})
-	var logs logBuffer
+	var logs adaptertest.Buffer
 	cfg := testConfig(srv.URL(), nats.ModeCore)
-	cfg.Logger = logs.logger()
+	cfg.Logger = logs.Logger()
 	c := newCarrier(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -138,8 +138,9 @@ func TestSmallMaxPayload(t *testing.T) {
 			defer cancel()
 			consumerLink := openLink(t, c, "small", delivery.ConsumerEnd)
 			producerLink := openLink(t, c, "small", delivery.ProducerEnd)
-			var tooLarge *nats.FrameTooLargeError
-			if err := producerLink.Send(ctx, make([]byte, want+1)); !errors.As(err, &tooLarge) || tooLarge.Limit != want {
+			var tooLarge *delivery.FrameTooLargeError
+			if err := producerLink.Send(ctx, make([]byte, want+1)); !errors.As(err, &tooLarge) || !errors.Is(err, delivery.ErrFrameTooLarge) ||
+				tooLarge.Limit != want || tooLarge.Carrier != "nats" {
 				t.Fatalf("a frame over the limit: %v", err)
 			}
 			// A frame of exactly the limit goes, headers and all.

@@ -32,10 +32,10 @@ func TestServerRestart(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startServer(t, nats.ServerConfig{})
-			var logs logBuffer
+			srv := adaptertest.StartNATS(t, adaptertest.NATSOptions{})
+			var logs adaptertest.Buffer
 			cfg := testConfig(srv.URL(), tc.mode)
-			cfg.Logger = logs.logger()
+			cfg.Logger = logs.Logger()
 			cfg.JetStream.Storage = tc.storage
 			c := newCarrier(t, cfg)
 

@@ -2,7 +2,6 @@ package nats
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,8 +18,7 @@ type ServerConfig struct {
 	// Host is the address the server listens on. Default "127.0.0.1".
 	Host string
 
-	// Port is the client port. Default 0: a free port, chosen at the first
-	// start and kept by Restart.
+	// Port is the client port. Default 0: a free port.
 	Port int
 
 	// StoreDir is where JetStream keeps its streams. Default: a new
@@ -32,7 +30,7 @@ type ServerConfig struct {
 	// Default: the server's, 1 MiB.
 	MaxPayload int
 
-	// ReadyTimeout bounds how long a start waits for the server to take
+	// ReadyTimeout bounds how long StartServer waits for the server to take
 	// connections. Default 10 s.
 	ReadyTimeout time.Duration
 
@@ -42,15 +40,13 @@ type ServerConfig struct {
 }
 
 // Server is an in-process nats-server with JetStream: the bridge's default
-// broker when no URL is configured, and the tests' broker. It can be
-// restarted on the same port and store, as a real server would be.
+// broker when no URL is configured. It runs until Shutdown. (Tests that
+// restart a broker under a stream use adaptertest.StartNATS.)
 type Server struct {
-	cfg     ServerConfig
-	tempDir bool // StoreDir was made by StartServer
-
-	life sync.Mutex // one start, stop or restart at a time
-	mu   sync.Mutex
-	srv  *server.Server
+	cfg      ServerConfig
+	tempDir  bool // StoreDir was made by StartServer
+	srv      *server.Server
+	shutdown sync.Once
 }
 
 // StartServer starts an embedded server and returns once it takes
@@ -121,12 +117,8 @@ func (s *Server) start(ctx context.Context) error {
 		srv.WaitForShutdown()
 		return fmt.Errorf("nats: embedded server: %w (store %s)", ErrJetStreamUnavailable, s.cfg.StoreDir)
 	}
-	if s.cfg.Port == 0 {
-		s.cfg.Port = srv.Addr().(*net.TCPAddr).Port // Restart comes back here
-	}
-	s.mu.Lock()
+	s.cfg.Port = srv.Addr().(*net.TCPAddr).Port // the one picked, for a Port of 0
 	s.srv = srv
-	s.mu.Unlock()
 	return nil
 }
 
@@ -141,57 +133,16 @@ func (s *Server) Port() int { return s.cfg.Port }
 // StoreDir is where the server keeps its JetStream streams.
 func (s *Server) StoreDir() string { return s.cfg.StoreDir }
 
-// Restart shuts the server down, as a crash of the broker would look to its
-// clients, and starts it again on the same port and store: streams and
-// durable consumers on file storage come back.
-func (s *Server) Restart(ctx context.Context) error {
-	s.life.Lock()
-	defer s.life.Unlock()
-	s.stop()
-	return s.start(ctx)
-}
-
-// Stop shuts the server down and keeps its store, so that Start brings it
-// back. Clients see the broker go away.
-func (s *Server) Stop() {
-	s.life.Lock()
-	defer s.life.Unlock()
-	s.stop()
-}
-
-// Start starts a stopped server again on the same port and store.
-func (s *Server) Start(ctx context.Context) error {
-	s.life.Lock()
-	defer s.life.Unlock()
-	s.mu.Lock()
-	running := s.srv != nil
-	s.mu.Unlock()
-	if running {
-		return errors.New("nats: embedded server is running")
-	}
-	return s.start(ctx)
-}
-
-func (s *Server) stop() {
-	s.mu.Lock()
-	srv := s.srv
-	s.srv = nil
-	s.mu.Unlock()
-	if srv != nil {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	}
-}
-
 // Shutdown stops the server and removes its store if StartServer made it.
 // Idempotent.
 func (s *Server) Shutdown() {
-	s.life.Lock()
-	defer s.life.Unlock()
-	s.stop()
-	if s.tempDir {
-		os.RemoveAll(s.cfg.StoreDir)
-	}
+	s.shutdown.Do(func() {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+		if s.tempDir {
+			os.RemoveAll(s.cfg.StoreDir)
+		}
+	})
 }
 
 // serverLog passes the server's log to slog.

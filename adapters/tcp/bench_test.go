@@ -24,7 +24,7 @@ func pair(b *testing.B) (producer, consumer *tcp.Link, closeAll func()) {
 		b.Fatal(err)
 	}
 	consumer, _ = ln.Link("bench", delivery.ConsumerEnd)
-	producer, _ = tcp.Dial(ln.Addr().String(), "bench", delivery.ProducerEnd, tcp.Config{})
+	producer, _ = tcp.Dial(context.Background(), ln.Addr().String(), "bench", delivery.ProducerEnd, tcp.Config{})
 	return producer, consumer, func() { producer.Close(); ln.Close() }
 }
 

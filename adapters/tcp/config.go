@@ -43,15 +43,18 @@ type Config struct {
 	// protocol version and the stream.
 	Secret string
 
-	// TLS, when set, wraps every connection in TLS: on the listening side
-	// it must hold a certificate (and, to require client certificates,
-	// ClientAuth and ClientCAs); on the dialing side, the roots that verify
-	// the listener (and a certificate if the listener asks for one).
-	// Default: plain TCP.
+	// TLS, when set, wraps every connection in TLS. The listening side uses
+	// its Certificates (or GetCertificate), which it must have (Listen
+	// refuses it with a *ConfigError otherwise), and, to require client
+	// certificates, ClientAuth and ClientCAs; the dialing side uses its
+	// RootCAs to verify the listener, and its Certificates as the client
+	// certificate when the listener asks for one. That is how crypto/tls
+	// reads one tls.Config, so one Config serves a Carrier that both listens
+	// and dials. Default: plain TCP.
 	TLS *tls.Config
 
 	// MaxFrameSize bounds a frame. Send refuses a larger one with a
-	// *FrameTooLargeError, and a peer that sends one loses its connection.
+	// *delivery.FrameTooLargeError, and a peer that sends one loses its connection.
 	// Default DefaultMaxFrameSize.
 	MaxFrameSize int
 
@@ -76,8 +79,8 @@ type Config struct {
 	// Default DefaultWriteBuffer; at least MaxFrameSize.
 	WriteBuffer int
 
-	// Logger receives connection events: connected, lost, refused. Default:
-	// none.
+	// Logger receives connection events: listening, dialing, connected,
+	// lost, refused. Default: none.
 	Logger *slog.Logger
 }
 

@@ -1,8 +1,6 @@
 package tcp_test
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,63 +19,28 @@ var testConfig = tcp.Config{
 	ReconnectMax:     200 * time.Millisecond,
 }
 
-// carrier serves every stream's listening end from one listener. With
-// consumerListens, consumer ends listen and producer ends dial; otherwise
-// the reverse.
-type carrier struct {
-	ln              *tcp.Listener
-	consumerListens bool
-	mu              sync.Mutex
-	links           map[string][]*tcp.Link
-}
-
-func newCarrier(t *testing.T, consumerListens bool) *carrier {
-	ln, err := tcp.Listen(context.Background(), "127.0.0.1:0", testConfig)
+// newCarrier makes a carrier whose listenEnd ends listen on a free
+// loopback port, closed at cleanup. Both ends of a stream are opened on it:
+// the other end dials its listener.
+func newCarrier(t *testing.T, listenEnd delivery.End) *tcp.Carrier {
+	t.Helper()
+	c, err := tcp.New("127.0.0.1:0", listenEnd, testConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	return &carrier{ln: ln, consumerListens: consumerListens, links: map[string][]*tcp.Link{}}
-}
-
-func (c *carrier) open(t testing.TB, stream string, end delivery.End) delivery.Link {
-	var l *tcp.Link
-	var err error
-	if (end == delivery.ConsumerEnd) == c.consumerListens {
-		l, err = c.ln.Link(stream, end)
-	} else {
-		l, err = tcp.Dial(c.ln.Addr().String(), stream, end, testConfig)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.mu.Lock()
-	c.links[stream] = append(c.links[stream], l)
-	c.mu.Unlock()
-	return l
-}
-
-func (c *carrier) cut(t testing.TB, stream string) {
-	c.mu.Lock()
-	links := c.links[stream]
-	c.mu.Unlock()
-	for _, l := range links {
-		l.Cut()
-	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func TestConformance(t *testing.T) {
-	for _, consumerListens := range []bool{true, false} {
-		name := "consumer listens"
-		if !consumerListens {
-			name = "producer listens"
-		}
+	for _, listenEnd := range []delivery.End{delivery.ConsumerEnd, delivery.ProducerEnd} {
+		name := listenEnd.String() + " listens"
 		t.Run(name, func(t *testing.T) {
-			c := newCarrier(t, consumerListens)
-			adaptertest.Run(t, adaptertest.Carrier{
+			c := newCarrier(t, listenEnd)
+			adaptertest.Run(t, adaptertest.Spec{
 				Name:         "tcp (" + name + ")",
-				Open:         c.open,
-				Cut:          c.cut,
+				Carrier:      c,
+				Cut:          func(_ testing.TB, stream string) { c.CutStream(stream) },
 				MaxFrameSize: tcp.DefaultMaxFrameSize,
 			})
 		})

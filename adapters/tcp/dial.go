@@ -11,18 +11,27 @@ import (
 	"time"
 
 	"github.com/bridge-mq/bridge/delivery"
+	"github.com/bridge-mq/bridge/delivery/backoff"
 )
 
 // Dial returns the link for one end of a stream whose other end listens at
 // addr (see Listen). The link connects in the background and again,
 // backing off from ReconnectMin to ReconnectMax, whenever its connection is
 // lost or refused, until Close; Send waits for a connection. So the two
-// sides may start in either order. Dial itself fails only on a bad stream
-// name, end or Config.
+// sides may start in either order. Dial itself returns at once: it fails
+// only on a bad stream name, end or Config, or with ctx's error if ctx is
+// done already; ctx bounds nothing after it returns.
+//
+// With Config.TLS the link verifies the listener with the config's RootCAs
+// (and ServerName, by default addr's host) and offers its Certificates as
+// its client certificate when the listener asks for one.
 //
 // The link starts one goroutine that dials, and two per connection (see
 // Link).
-func Dial(addr, stream string, end delivery.End, cfg Config) (*Link, error) {
+func Dial(ctx context.Context, addr, stream string, end delivery.End, cfg Config) (*Link, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -30,13 +39,14 @@ func Dial(addr, stream string, end delivery.End, cfg Config) (*Link, error) {
 	if err := checkStream(stream); err != nil {
 		return nil, err
 	}
-	if end != delivery.ProducerEnd && end != delivery.ConsumerEnd {
-		return nil, fmt.Errorf("tcp: dial: unknown end %v", end)
+	if err := checkEnd("dial", end); err != nil {
+		return nil, err
 	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, fmt.Errorf("tcp: dial: address %q: %w", addr, err)
+	if err := checkAddr("dial", addr); err != nil {
+		return nil, err
 	}
 	l := newLink(stream, end, cfg)
+	l.log.Info("dialing", "addr", addr, "tls", onOff(cfg.TLS != nil))
 	l.wg.Add(1)
 	go l.dialLoop(addr)
 	return l, nil
@@ -45,7 +55,7 @@ func Dial(addr, stream string, end delivery.End, cfg Config) (*Link, error) {
 func (l *Link) dialLoop(addr string) {
 	defer l.wg.Done()
 	ctx := l.life
-	backoff := l.cfg.ReconnectMin
+	wait := backoff.New(backoff.Policy{Min: l.cfg.ReconnectMin, Max: l.cfg.ReconnectMax})
 	failures := 0
 	for {
 		c, err := l.dialOnce(ctx, addr)
@@ -61,16 +71,15 @@ func (l *Link) dialLoop(addr string) {
 			if failures == 1 || errors.Is(err, ErrRefused) {
 				level = slog.LevelWarn // a refusal is a configuration problem: always worth a warning
 			}
-			l.log.Log(ctx, level, "cannot connect; retrying", "addr", addr, "attempt", failures, "retry_in", backoff, "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
+			d := wait.Next()
+			l.log.Log(ctx, level, "cannot connect; retrying", "addr", addr, "attempt", failures, "retry_in", d, "err", err)
+			if !backoff.Sleep(ctx, d) {
 				return
 			}
-			backoff = min(2*backoff, l.cfg.ReconnectMax)
 			continue
 		}
-		failures, backoff = 0, l.cfg.ReconnectMin
+		failures = 0
+		wait.Reset()
 		if !l.install(c) {
 			return
 		}

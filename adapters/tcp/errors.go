@@ -12,11 +12,13 @@ var (
 	// other side may be reconfigured) and logs each refusal.
 	ErrRefused = errors.New("tcp: connection refused by peer")
 
-	// ErrClosed is returned by Listener methods after Close.
+	// ErrClosed is returned by the methods of a Listener or a Carrier after
+	// its Close.
 	ErrClosed = errors.New("tcp: closed")
 
-	// ErrStreamInUse is returned by Listener.Link for a stream whose link is
-	// open already. Close that link first.
+	// ErrStreamInUse is returned by Listener.Link (and Carrier.Link for its
+	// listening end) for a stream whose link is open already. Close that
+	// link first.
 	ErrStreamInUse = errors.New("tcp: stream already has a link on this listener")
 )
 
@@ -31,14 +33,3 @@ func (e *RefusedError) Error() string {
 }
 
 func (e *RefusedError) Unwrap() error { return ErrRefused }
-
-// FrameTooLargeError is returned by Send for a frame over MaxFrameSize. The
-// frame was not sent; the link is fine. Not worth retrying with the same
-// frame.
-type FrameTooLargeError struct {
-	Size, Limit int
-}
-
-func (e *FrameTooLargeError) Error() string {
-	return fmt.Sprintf("tcp: frame of %d bytes exceeds MaxFrameSize %d", e.Size, e.Limit)
-}

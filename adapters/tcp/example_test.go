@@ -8,20 +8,27 @@ import (
 	"github.com/bridge-mq/bridge/delivery"
 )
 
-// The consumer listens and the producer dials; the delivery controllers run
-// over the two links.
+// The consumer end listens and the producer end dials; here both run in one
+// process, on one Carrier, so its producer end dials its own listener on
+// the port it took. Two processes would each make a Carrier with the same
+// address and listening end, and open their own end.
 func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg := tcp.Config{Secret: "s3cret"}
 
-	ln, err := tcp.Listen(ctx, "127.0.0.1:0", cfg)
+	carrier, err := tcp.New("127.0.0.1:0", delivery.ConsumerEnd, tcp.Config{Secret: "s3cret"})
 	if err != nil {
 		panic(err)
 	}
-	defer ln.Close()
-	consumerLink, _ := ln.Link("orders", delivery.ConsumerEnd)
-	producerLink, _ := tcp.Dial(ln.Addr().String(), "orders", delivery.ProducerEnd, cfg)
+	defer carrier.Close()
+	consumerLink, err := carrier.Link(ctx, "orders", delivery.ConsumerEnd) // listens
+	if err != nil {
+		panic(err)
+	}
+	producerLink, err := carrier.Link(ctx, "orders", delivery.ProducerEnd) // dials carrier.Addr()
+	if err != nil {
+		panic(err)
+	}
 
 	producer, _ := delivery.NewProducerController[string](producerLink, nil, delivery.ProducerSettings{ProducerID: "shop"})
 	consumer, _ := delivery.NewConsumerController[string](consumerLink, nil, delivery.ConsumerSettings{})

@@ -10,3 +10,13 @@ func (l *Link) Cut() {
 		c.nc.Close()
 	}
 }
+
+// CutStream cuts the connection of every open link of stream the carrier
+// made. Tests only.
+func (c *Carrier) CutStream(stream string) {
+	for _, l := range c.links.All() {
+		if l.stream == stream {
+			l.Cut()
+		}
+	}
+}

@@ -25,7 +25,7 @@ func TestCutsDuring100kStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	producerLink, err := tcp.Dial(ln.Addr().String(), "cuts", delivery.ProducerEnd, testConfig)
+	producerLink, err := tcp.Dial(ctx, ln.Addr().String(), "cuts", delivery.ProducerEnd, testConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestWrongSecretRefused(t *testing.T) {
 	for _, secret := range []string{"wrong", ""} {
 		cfg := testConfig
 		cfg.Secret = secret
-		intruder, err := tcp.Dial(ln.Addr().String(), "guarded", delivery.ProducerEnd, cfg)
+		intruder, err := tcp.Dial(ctx, ln.Addr().String(), "guarded", delivery.ProducerEnd, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestWrongSecretRefused(t *testing.T) {
 
 	// The right secret gets in, and its frame arrives first: nothing of the
 	// intruders' did.
-	friend, _ := tcp.Dial(ln.Addr().String(), "guarded", delivery.ProducerEnd, testConfig)
+	friend, _ := tcp.Dial(ctx, ln.Addr().String(), "guarded", delivery.ProducerEnd, testConfig)
 	defer friend.Close()
 	if err := friend.Send(ctx, []byte("friend")); err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func TestGarbageOnThePort(t *testing.T) {
 	defer cancel()
 	ln := listen(t, ctx)
 	consumerLink, _ := ln.Link("busy", delivery.ConsumerEnd)
-	producerLink, _ := tcp.Dial(ln.Addr().String(), "busy", delivery.ProducerEnd, testConfig)
+	producerLink, _ := tcp.Dial(ctx, ln.Addr().String(), "busy", delivery.ProducerEnd, testConfig)
 	const n = 5000
 	consumer := adaptertest.StartConsumer(t, ctx, consumerLink, adaptertest.FastConsumer)
 	producer := adaptertest.StartProducer(t, ctx, producerLink, adaptertest.FastProducer, 0, n, adaptertest.SmallMessages)
@@ -187,7 +187,7 @@ func refusal(t *testing.T, ctx context.Context, addr, stream, secret string, end
 		cfg = base[0]
 	}
 	cfg.Secret = secret
-	l, err := tcp.Dial(addr, stream, end, cfg)
+	l, err := tcp.Dial(ctx, addr, stream, end, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

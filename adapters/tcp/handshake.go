@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unicode/utf8"
 
 	"github.com/bridge-mq/bridge/delivery"
 )
@@ -41,13 +40,6 @@ type hello struct {
 	end     delivery.End // the dialing side's end
 	nonce   [nonceLen]byte
 	stream  string
-}
-
-func checkStream(stream string) error {
-	if stream == "" || len(stream) > maxStreamLen || !utf8.ValidString(stream) {
-		return fmt.Errorf("tcp: stream name %q: want 1 to 255 bytes of UTF-8", stream)
-	}
-	return nil
 }
 
 func newNonce() [nonceLen]byte {

@@ -21,6 +21,10 @@ import (
 // is no connection it waits for one (until ctx ends), so frames are not
 // thrown away during a short outage. Frames queued on a connection that
 // breaks are lost; the protocol resends them.
+//
+// A dialing link runs one goroutine that dials, and every connection a
+// reader and a writer; Close stops them and waits. The Listener or Carrier
+// that made a link closes it when it closes.
 type Link struct {
 	stream string
 	end    delivery.End
@@ -37,7 +41,7 @@ type Link struct {
 	stop       context.CancelFunc
 	closeOnce  sync.Once
 	wg         sync.WaitGroup // the dial loop and the connections' goroutines
-	onClose    func()         // the listener forgets the link
+	onClose    []func()       // the listener and the carrier forget the link
 	connects   atomic.Uint64
 	reconnects atomic.Uint64
 	lastErr    atomic.Pointer[error] // why the last connection ended or attempt failed
@@ -66,13 +70,17 @@ func newLink(stream string, end delivery.End, cfg Config) *Link {
 // Stream returns the stream's name.
 func (l *Link) Stream() string { return l.stream }
 
-// Send queues frame for the other end. It returns a *FrameTooLargeError for
-// a frame over MaxFrameSize, ctx's error if ctx ends while it waits for a
-// connection or for room to write, and an error wrapping
+// End returns the end of the stream the link serves.
+func (l *Link) End() delivery.End { return l.end }
+
+// Send queues frame for the other end. It returns a
+// *delivery.FrameTooLargeError for a frame over MaxFrameSize (the frame is
+// not sent; the link is fine), ctx's error if ctx ends while it waits for
+// a connection or for room to write, and an error wrapping
 // delivery.ErrLinkClosed after Close.
 func (l *Link) Send(ctx context.Context, frame []byte) error {
 	if len(frame) > l.cfg.MaxFrameSize {
-		return &FrameTooLargeError{Size: len(frame), Limit: l.cfg.MaxFrameSize}
+		return &delivery.FrameTooLargeError{Carrier: "tcp", Size: len(frame), Limit: l.cfg.MaxFrameSize}
 	}
 	for {
 		l.mu.Lock()
@@ -190,8 +198,8 @@ func (l *Link) Close() error {
 			c.fail(delivery.ErrLinkClosed)
 		}
 		l.wg.Wait()
-		if l.onClose != nil {
-			l.onClose()
+		for _, forget := range l.onClose {
+			forget()
 		}
 	})
 	return nil

@@ -36,20 +36,34 @@ type Listener struct {
 	wg sync.WaitGroup
 }
 
-// Listen listens on addr (host:port; port 0 picks a free one).
+// Listen listens on addr (host:port; port 0 picks a free one). With
+// Config.TLS it serves TLS with the config's Certificates (or
+// GetCertificate), ClientAuth and ClientCAs; one without a certificate is a
+// *ConfigError, since every handshake would fail.
 func Listen(ctx context.Context, addr string, cfg Config) (*Listener, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if t := cfg.TLS; t != nil && len(t.Certificates) == 0 && t.GetCertificate == nil && t.GetConfigForClient == nil {
+		return nil, &ConfigError{Field: "TLS", Value: "(no certificate)", Reason: "the listening side needs Certificates or GetCertificate to serve TLS"}
 	}
 	ln, err := (&net.ListenConfig{KeepAlive: cfg.IdleTimeout}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
 	}
 	l := &Listener{ln: ln, cfg: cfg, log: cfg.Logger.With("carrier", "tcp", "listen", ln.Addr().String()), links: map[string]*Link{}}
+	l.log.Info("listening", "addr", ln.Addr().String(), "tls", onOff(cfg.TLS != nil))
 	l.wg.Add(1)
 	go l.accept()
 	return l, nil
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 // Addr returns the address the listener listens on.
@@ -62,8 +76,8 @@ func (l *Listener) Link(stream string, end delivery.End) (*Link, error) {
 	if err := checkStream(stream); err != nil {
 		return nil, err
 	}
-	if end != delivery.ProducerEnd && end != delivery.ConsumerEnd {
-		return nil, fmt.Errorf("tcp: link: unknown end %v", end)
+	if err := checkEnd("link", end); err != nil {
+		return nil, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -74,13 +88,13 @@ func (l *Listener) Link(stream string, end delivery.End) (*Link, error) {
 		return nil, fmt.Errorf("%w: %q", ErrStreamInUse, stream)
 	}
 	link := newLink(stream, end, l.cfg)
-	link.onClose = func() {
+	link.onClose = append(link.onClose, func() {
 		l.mu.Lock()
 		if l.links[stream] == link {
 			delete(l.links, stream)
 		}
 		l.mu.Unlock()
-	}
+	})
 	l.links[stream] = link
 	return link, nil
 }

@@ -19,10 +19,11 @@ import (
 )
 
 // pki is a throwaway certificate authority with a server and a client
-// certificate.
+// certificate, and one that is both (for a carrier that listens and
+// dials).
 type pki struct {
-	pool           *x509.CertPool
-	server, client tls.Certificate
+	pool                 *x509.CertPool
+	server, client, both tls.Certificate
 }
 
 func newPKI(t *testing.T) pki {
@@ -38,12 +39,12 @@ func newPKI(t *testing.T) pki {
 		t.Fatal(err)
 	}
 	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, usage x509.ExtKeyUsage) tls.Certificate {
+	issue := func(serial int64, usage ...x509.ExtKeyUsage) tls.Certificate {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "bridge"},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+			ExtKeyUsage: usage, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		if err != nil {
@@ -53,7 +54,12 @@ func newPKI(t *testing.T) pki {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	return pki{pool: pool, server: issue(2, x509.ExtKeyUsageServerAuth), client: issue(3, x509.ExtKeyUsageClientAuth)}
+	return pki{
+		pool:   pool,
+		server: issue(2, x509.ExtKeyUsageServerAuth),
+		client: issue(3, x509.ExtKeyUsageClientAuth),
+		both:   issue(4, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth),
+	}
 }
 
 // TestTLSClientCertificates: with TLS requiring client certificates, a
@@ -86,7 +92,7 @@ func TestTLSClientCertificates(t *testing.T) {
 
 	withCert := anonymous
 	withCert.TLS = &tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{p.client}}
-	producer, err := tcp.Dial(ln.Addr().String(), "secure", delivery.ProducerEnd, withCert)
+	producer, err := tcp.Dial(ctx, ln.Addr().String(), "secure", delivery.ProducerEnd, withCert)
 	if err != nil {
 		t.Fatal(err)
 	}

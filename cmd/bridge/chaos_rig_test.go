@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
-	natscarrier "github.com/bridge-mq/bridge/adapters/nats"
 )
 
 // faultKind names a fault the chaos suite injects.
@@ -100,11 +99,7 @@ func natsRig(t *testing.T, jetstream bool) *rig {
 	ctx := context.Background()
 	_, port, _ := net.SplitHostPort(adaptertest.FreeAddr(t))
 	p, _ := strconv.Atoi(port)
-	srv, err := natscarrier.StartServer(ctx, natscarrier.ServerConfig{Port: p, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := adaptertest.StartNATS(t, adaptertest.NATSOptions{Port: p, StoreDir: t.TempDir()})
 	px := newProxy(t, "nats", "", net.JoinHostPort("127.0.0.1", port))
 	r := &rig{
 		name:          "nats",

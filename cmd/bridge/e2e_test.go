@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,27 +58,10 @@ var transports = []transport{
 // proc is a bridge process running in the background.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr syncBuffer
+	stderr adaptertest.Buffer
 	done   chan error
 }
 
-// syncBuffer is a buffer a process writes while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func startProc(t *testing.T, stdin *strings.Reader, stdout *os.File, vars ...string) *proc {
 	t.Helper()

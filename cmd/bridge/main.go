@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/bridge-mq/bridge/bridge"
+	"github.com/bridge-mq/bridge/bridge/bench"
 )
 
 const usage = `usage: bridge [command]
@@ -55,7 +56,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "env":
-		if err := bridge.PrintEnv(stdout); err != nil {
+		if err := bridge.PrintEnv(stdout, &bench.Config{}); err != nil {
 			fmt.Fprintln(stderr, "bridge:", err)
 			return 1
 		}
@@ -66,7 +67,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg, err := bridge.LoadConfig()
+	// The bench's variables are read whatever the command, so that none of
+	// them is taken for a typo.
+	var benchCfg bench.Config
+	cfg, err := bridge.LoadConfig(&benchCfg)
 	if err == nil {
 		switch cmd {
 		case "run", "check":
@@ -74,7 +78,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case "demo":
 			err = cfg.ValidateDemo()
 		case "bench":
-			err = cfg.ValidateBench()
+			err = benchCfg.Validate(&cfg)
 		}
 	}
 	if err != nil {
@@ -94,7 +98,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "demo":
 		err = bridge.Demo(ctx, cfg, env)
 	case "bench":
-		err = bridge.Bench(ctx, cfg, env)
+		err = bench.Run(ctx, cfg, benchCfg, env)
 	}
 	var ce *bridge.ConfigError
 	switch {

@@ -62,7 +62,7 @@ func producerProcess() int {
 	if len(st.Messages) > 0 {
 		next = int(st.Messages[len(st.Messages)-1].SeqNr)
 	}
-	link, err := tcp.Dial(addr, killedStream, delivery.ProducerEnd, tcpConfig)
+	link, err := tcp.Dial(ctx, addr, killedStream, delivery.ProducerEnd, tcpConfig)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

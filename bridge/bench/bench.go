@@ -1,0 +1,171 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bridge-mq/bridge/bridge"
+	"github.com/bridge-mq/bridge/bridge/bench/report"
+)
+
+// Run runs `bridge bench`: the same workload over every transport of
+// BRIDGE_BENCH_TRANSPORTS, in this process, each in two modes on the same
+// broker: raw, the carrier's own client with its strongest delivery
+// settings and no protocol, and reliable, the protocol over the service's
+// carrier (and, with BRIDGE_BENCH_DURABLE, the protocol with the durable
+// producer queue). It shows a progress line on stderr, then writes a table
+// or JSON on stdout and, with BRIDGE_BENCH_REPORT, an HTML report. A run
+// that fails ends the bench: what was measured before it is still written.
+// b must have passed Validate with svc.
+func Run(ctx context.Context, svc bridge.Config, b Config, env bridge.Env) error {
+	about := describeBench(&b)
+	prog := newProgress(env.Stderr)
+	fmt.Fprintf(env.Stderr, "bridge bench: %s over %s; sizes %s\n", about.Workload, strings.Join(b.Transports, ", "), sizesText(b.Size))
+	rows, runErr := runAll(ctx, svc, b, env.Log, prog)
+	prog.finish()
+	report.SetRatios(rows)
+	var err error
+	if b.Format == "json" {
+		err = report.WriteJSON(env.Stdout, rows)
+	} else {
+		err = report.WriteTable(env.Stdout, rows, about)
+	}
+	if b.Report != "" && len(rows) > 0 {
+		if rerr := report.WriteHTMLFile(b.Report, rows, about); rerr != nil {
+			err = errors.Join(err, rerr)
+		} else {
+			fmt.Fprintf(env.Stderr, "bridge bench: report written to %s\n", b.Report)
+		}
+	}
+	return errors.Join(runErr, err)
+}
+
+// plan is what each run does.
+type plan struct {
+	count, size, window, rounds int
+	rate                        float64
+	durable                     bool
+}
+
+// warmUp is how many messages each mode moves untimed before its rounds:
+// a tenth of the count, at most two windows.
+func (w plan) warmUp() int { return min(max(w.count/10, 1), 2*w.window) }
+
+// runAll runs every transport and size, in the order configured, and
+// returns the rows measured, up to the first failure.
+func runAll(ctx context.Context, svc bridge.Config, b Config, log *slog.Logger, prog *progress) ([]report.Row, error) {
+	var rows []report.Row
+	for _, name := range b.Transports {
+		tr, _ := transportNamed(name) // Validate checked the names
+		t, err := openTarget(ctx, svc, b, tr, log)
+		if err != nil {
+			return rows, fmt.Errorf("bench %s: %w", name, err)
+		}
+		for _, size := range b.Size {
+			w := plan{count: b.countFor(size), size: size, window: b.Window, rounds: b.Rounds, rate: b.Rate, durable: b.Durable}
+			rs, err := runSize(ctx, t, w, prog, log)
+			rows = append(rows, rs...)
+			if err != nil {
+				t.close()
+				return rows, fmt.Errorf("bench %s, %s: %w", name, report.SizeText(size), err)
+			}
+		}
+		t.close()
+	}
+	return rows, nil
+}
+
+// runSize runs every mode of one transport and size. The count is split
+// into rounds, and the modes take turns, each round starting with the next
+// mode (raw, reliable; then reliable, raw), so that neither always runs
+// first or on a warmer or busier machine. Each mode keeps its pipe
+// across rounds: connecting is not measured.
+func runSize(ctx context.Context, t *target, w plan, prog *progress, log *slog.Logger) ([]report.Row, error) {
+	stream := fmt.Sprintf("bench-%s-%d-%s", t.name, w.size, strconv.FormatInt(time.Now().UnixNano(), 36))
+	warm := w.warmUp()
+	modes := []*modeRun{newModeRun(report.Raw, warm+w.count), newModeRun(report.Reliable, warm+w.count)}
+	streams := map[string]string{report.Raw: stream + "-raw", report.Reliable: stream, report.Durable: stream + "-durable"}
+	var durableDir string
+	if w.durable {
+		modes = append(modes, newModeRun(report.Durable, warm+w.count))
+		var err error
+		if durableDir, err = os.MkdirTemp("", "bridge-bench-durable-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(durableDir) // after the pipes are closed: defers run last first
+	}
+	defer func() {
+		for _, m := range modes {
+			if m.pipe == nil {
+				continue
+			}
+			m.pipe.close()
+			if m.mode != report.Raw {
+				fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if err := t.car.DeleteStream(fctx, streams[m.mode]); err != nil {
+					log.Warn("bench: removing a stream's queues or topics", "stream", streams[m.mode], "err", err)
+				}
+				cancel()
+			}
+		}
+	}()
+	for _, m := range modes {
+		var err error
+		switch m.mode {
+		case report.Raw:
+			m.pipe, err = t.raw(ctx, streams[m.mode], w.size, m.deliver)
+		case report.Reliable:
+			m.pipe, err = reliablePipe(ctx, t.car, t.cfg, streams[m.mode], "", log, m.deliver)
+		case report.Durable:
+			m.pipe, err = reliablePipe(ctx, t.car, t.cfg, streams[m.mode], durableDir, log, m.deliver)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("opening %s: %w", m.mode, err)
+		}
+	}
+	for _, m := range modes {
+		label := fmt.Sprintf("%s %s %s, warm-up", t.name, report.SizeText(w.size), m.mode)
+		if err := m.warmUp(ctx, warm, w.size, w.rate, prog, label); err != nil {
+			return nil, fmt.Errorf("%s, warm-up: %w", m.mode, err)
+		}
+	}
+	first := warm + 1
+	for r := range w.rounds {
+		n := w.count / w.rounds
+		if r == w.rounds-1 {
+			n = w.count - n*(w.rounds-1)
+		}
+		for k := range modes {
+			m := modes[(k+r)%len(modes)]
+			label := fmt.Sprintf("%s %s %s, round %d/%d", t.name, report.SizeText(w.size), m.mode, r+1, w.rounds)
+			if err := m.measure(ctx, first, n, w.size, w.rate, prog, label); err != nil {
+				return nil, fmt.Errorf("%s, round %d: %w", m.mode, r+1, err)
+			}
+		}
+		first += n
+	}
+	var rows []report.Row
+	var errs []error
+	for _, m := range modes {
+		r := m.row(t, w)
+		rows = append(rows, r)
+		if m.mode != report.Raw && (r.Lost > 0 || m.tally.Duplicates() > 0) {
+			errs = append(errs, fmt.Errorf("%s: %d messages lost and %d delivered twice: reliable delivery must deliver each once", m.mode, r.Lost, m.tally.Duplicates()))
+		}
+	}
+	return rows, errors.Join(errs...)
+}
+
+func sizesText(sizes []int) string {
+	s := make([]string, len(sizes))
+	for i, n := range sizes {
+		s[i] = report.SizeText(n)
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,131 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/bridge-mq/bridge/bridge"
+	"github.com/bridge-mq/bridge/delivery"
+)
+
+// Config configures `bridge bench`, from BRIDGE_BENCH_* variables; the
+// carriers' settings (the brokers, TLS, credentials) and the protocol's are
+// the service's, in bridge.Config.
+type Config struct {
+	Transports []string `envconfig:"BENCH_TRANSPORTS" desc:"bench: carriers to compare, from tcp, nats, jetstream (NATS with JetStream), amqp and kafka (default: tcp and nats, plus amqp and kafka when BRIDGE_AMQP_URL or BRIDGE_KAFKA_BROKERS is set); nats and jetstream use BRIDGE_NATS_URL, or an embedded server when it is unset"`
+	Count      int      `envconfig:"BENCH_COUNT" default:"100000" desc:"bench: messages per run (each transport, size and mode)"`
+	MaxBytes   int64    `envconfig:"BENCH_MAX_BYTES" default:"1073741824" desc:"bench: at most this many payload bytes per run: runs of large messages send fewer than BRIDGE_BENCH_COUNT, so that a broker that keeps what it was sent (kfake keeps all in memory) and the bench's time stay bounded (0: no bound)"`
+	Size       []int    `envconfig:"BENCH_SIZE" default:"128" desc:"bench: bytes per message, 32 to 1000000; a comma-separated list runs each size"`
+	Window     int      `envconfig:"BENCH_WINDOW" default:"1000" desc:"bench: the consumer's window in reliable runs (and the raw amqp consumer's prefetch)"`
+	Rate       float64  `envconfig:"BENCH_RATE" desc:"bench: messages per second (default 0: as fast as possible; a fixed rate for latency runs)"`
+	Durable    bool     `envconfig:"BENCH_DURABLE" desc:"bench: also run reliable delivery with the durable producer queue (in a temporary directory)"`
+	Rounds     int      `envconfig:"BENCH_ROUNDS" default:"2" desc:"bench: each run is split into this many rounds, the modes taking turns on the same broker, so a change in the machine's load weighs on all of them alike"`
+	Format     string   `envconfig:"BENCH_FORMAT" default:"table" desc:"bench: output on stdout, table or json"`
+	Report     string   `envconfig:"BENCH_REPORT" desc:"bench: also write a self-contained HTML report with charts to this file"`
+	KafkaLabel string   `envconfig:"BENCH_KAFKA_LABEL" desc:"bench: what the Kafka at BRIDGE_KAFKA_BROKERS is, shown in every output (default: its cluster ID; kfake, the test broker, is always labelled as one)"`
+}
+
+// The message sizes the bench takes. A message holds its number and the
+// time it was made (about 30 bytes); every raw client sends a message as one
+// broker message, and brokers refuse those over about 1 MB by default.
+const (
+	minSize = 32
+	maxSize = 1_000_000
+)
+
+// Validate checks the bench's configuration and the settings of the
+// service's (svc) that it uses, and fills in the default transports. The
+// bench runs every transport of BRIDGE_BENCH_TRANSPORTS, so
+// BRIDGE_TRANSPORT is not used and each one's settings are checked. Every
+// problem is a *bridge.ConfigError, all of them joined.
+func (b *Config) Validate(svc *bridge.Config) error {
+	var errs []error
+	fail := func(name, value, reason string) {
+		errs = append(errs, &bridge.ConfigError{Var: "BRIDGE_" + name, Value: value, Reason: reason})
+	}
+	if len(b.Transports) == 0 {
+		b.Transports = defaultTransports(svc)
+	}
+	var carriers []string
+	for i, name := range b.Transports {
+		t, ok := transportNamed(name)
+		switch {
+		case !ok:
+			fail("BENCH_TRANSPORTS", name, "each must be one of "+strings.Join(Transports(), ", "))
+		case slices.Contains(b.Transports[:i], name):
+			fail("BENCH_TRANSPORTS", name, "listed twice")
+		case t.broker != nil && !t.broker.set(svc):
+			fail(t.broker.name, "", "required with "+name+" in BRIDGE_BENCH_TRANSPORTS"+t.broker.takes)
+		case !slices.Contains(carriers, t.carrier):
+			carriers = append(carriers, t.carrier)
+		}
+	}
+	// The bench's tcp listens on a free loopback port of its own.
+	local := *svc
+	local.TCPAddr = "127.0.0.1:0"
+	errs = append(errs, local.ValidateTransports(carriers...))
+
+	if len(b.Size) == 0 {
+		fail("BENCH_SIZE", "", "at least one size")
+	}
+	for _, size := range b.Size {
+		if size < minSize || size > maxSize || size > svc.MaxMessageSize {
+			fail("BENCH_SIZE", strconv.Itoa(size), "each must be from 32 (a message holds its number and timestamp) to 1000000 (a raw client sends it as one broker message) and at most BRIDGE_MAX_MESSAGE_SIZE")
+		}
+	}
+	if b.Count <= 0 {
+		fail("BENCH_COUNT", strconv.Itoa(b.Count), "must be positive")
+	}
+	if b.MaxBytes < 0 {
+		fail("BENCH_MAX_BYTES", strconv.FormatInt(b.MaxBytes, 10), "must not be negative (0: no bound)")
+	}
+	if b.Rounds < 1 || (b.Count > 0 && b.Rounds > b.Count) {
+		fail("BENCH_ROUNDS", strconv.Itoa(b.Rounds), "must be from 1 to BRIDGE_BENCH_COUNT")
+	}
+	for _, size := range b.Size {
+		if n := b.countFor(size); b.Count > 0 && b.Rounds >= 1 && size > 0 && n < b.Rounds {
+			fail("BENCH_MAX_BYTES", strconv.FormatInt(b.MaxBytes, 10), fmt.Sprintf("leaves %d messages of %d bytes, fewer than BRIDGE_BENCH_ROUNDS", n, size))
+		}
+	}
+	if b.Window < 1 || b.Window > delivery.MaxWindow {
+		fail("BENCH_WINDOW", strconv.Itoa(b.Window), "must be from 1 to "+strconv.Itoa(delivery.MaxWindow))
+	}
+	if b.Rate < 0 {
+		fail("BENCH_RATE", strconv.FormatFloat(b.Rate, 'g', -1, 64), "must not be negative (0: as fast as possible)")
+	}
+	if b.Format != "table" && b.Format != "json" {
+		fail("BENCH_FORMAT", b.Format, "must be one of table, json")
+	}
+	if b.Report != "" {
+		if fi, err := os.Stat(filepath.Dir(b.Report)); err != nil || !fi.IsDir() {
+			fail("BENCH_REPORT", b.Report, "its directory must exist")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// countFor is how many messages of size a run sends: BRIDGE_BENCH_COUNT,
+// or fewer when they would exceed BRIDGE_BENCH_MAX_BYTES.
+func (b *Config) countFor(size int) int {
+	if b.MaxBytes > 0 && size > 0 && int64(b.Count)*int64(size) > b.MaxBytes {
+		return int(b.MaxBytes / int64(size))
+	}
+	return b.Count
+}
+
+// defaultTransports are tcp and NATS, with RabbitMQ and Kafka when the
+// configuration says where they are.
+func defaultTransports(svc *bridge.Config) []string {
+	var names []string
+	for _, t := range transports {
+		if t.byDefault && (t.broker == nil || t.broker.set(svc)) {
+			names = append(names, t.name)
+		}
+	}
+	return names
+}

@@ -1,0 +1,183 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// The modes of a run, as Row.Mode names them.
+const (
+	Raw      = "raw"      // the carrier's own client, no protocol
+	Reliable = "reliable" // the protocol over the carrier
+	Durable  = "durable"  // the protocol with the durable producer queue
+)
+
+// About says when a bench ran, on what machine, with what workload:
+// figures mean little without it.
+type About struct {
+	Date     string
+	Machine  string
+	Workload string
+}
+
+// Row is what one run measured: a transport, a size and a mode. It is an
+// element of the JSON output. Fields that do not apply to a mode are
+// null rather than absent, so every row has the same keys: raw rows have no
+// ratio and no resends (there is no protocol to resend).
+type Row struct {
+	Transport string  `json:"transport"` // as BRIDGE_BENCH_TRANSPORTS names it
+	Broker    string  `json:"broker"`    // what served it; a test broker says so
+	Mode      string  `json:"mode"`      // raw, reliable or durable
+	Client    string  `json:"client"`    // what sent and received
+	Size      int     `json:"size"`      // bytes per message
+	Window    int     `json:"window"`    // the consumer's window (raw amqp: its prefetch)
+	Rate      float64 `json:"rate"`      // messages per second asked for; 0: as fast as possible
+	Rounds    int     `json:"rounds"`
+
+	Messages   int      `json:"messages"` // distinct messages that arrived
+	Lost       int      `json:"lost"`     // sent and never arrived (only raw core NATS may lose any)
+	Seconds    float64  `json:"seconds"`  // first send to last receipt, rounds added up
+	MsgsPerSec float64  `json:"msgs_per_sec"`
+	MBPerSec   float64  `json:"mb_per_sec"` // 10^6 bytes of payload a second
+	P50ms      float64  `json:"p50_ms"`     // latency: from making a message to its receipt by the consuming application
+	P90ms      float64  `json:"p90_ms"`
+	P99ms      float64  `json:"p99_ms"`
+	MaxMs      float64  `json:"max_ms"`
+	CPUSeconds *float64 `json:"cpu_seconds"`  // this process's CPU time (an embedded NATS server's included, another process's broker's not); null where unknown
+	PeakHeapMB float64  `json:"peak_heap_mb"` // the Go heap's peak during the run, MB (10^6 bytes)
+	Resends    *uint64  `json:"resends"`      // messages the producer sent again; null for raw
+	Duplicates uint64   `json:"duplicates"`   // reliable: repeats the protocol dropped; raw: repeats the receiver got
+	Ratio      *float64 `json:"ratio"`        // msgs_per_sec of this row over the raw row's, same transport and size; null for raw
+	Note       string   `json:"note"`         // a caveat about the broker, "" for none
+
+	// Spread is the latency at SpreadQuantiles, in ms, for the HTML
+	// report's chart.
+	Spread []float64 `json:"-"`
+}
+
+// SpreadQuantiles are the latency quantiles the HTML report draws: the
+// fastest message, p25, p50, p75, p90, p99 and the slowest.
+var SpreadQuantiles = []float64{0, 0.25, 0.50, 0.75, 0.90, 0.99, 1}
+
+// SetRatios sets each reliable row's ratio to its raw row's rate.
+func SetRatios(rows []Row) {
+	for i := range rows {
+		if rows[i].Mode == Raw {
+			continue
+		}
+		j := slices.IndexFunc(rows, func(raw Row) bool {
+			return raw.Mode == Raw && raw.Transport == rows[i].Transport && raw.Size == rows[i].Size
+		})
+		if j >= 0 && rows[j].MsgsPerSec > 0 {
+			ratio := Round(rows[i].MsgsPerSec/rows[j].MsgsPerSec, 3)
+			rows[i].Ratio = &ratio
+		}
+	}
+}
+
+// Round rounds x to digits decimals: figures are written to what is worth
+// reading.
+func Round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
+
+// Millis is d in milliseconds, rounded to microseconds.
+func Millis(d time.Duration) float64 { return Round(float64(d)/float64(time.Millisecond), 3) }
+
+// WriteJSON writes the rows as a JSON array.
+func WriteJSON(w io.Writer, rows []Row) error {
+	if rows == nil {
+		rows = []Row{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rows)
+}
+
+// WriteTable writes the rows as a table, then what each raw client was and
+// the brokers' caveats.
+func WriteTable(w io.Writer, rows []Row, about About) error {
+	fmt.Fprintf(w, "bridge bench, %s: %s\n", about.Date, about.Machine)
+	fmt.Fprintf(w, "%s\n\n", about.Workload)
+	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "transport\tsize\tmode\tmsgs/s\tMB/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tCPU s\theap MB\tresends\tdups\tlost\tratio\t\n")
+	for _, r := range rows {
+		transport := r.Transport
+		if r.Note != "" {
+			transport += "*" // see the note below the table
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t%d\t%s\t\n",
+			transport, SizeText(r.Size), r.Mode, thousands(r.MsgsPerSec), r.MBPerSec,
+			msText(r.P50ms), msText(r.P90ms), msText(r.P99ms), msText(r.MaxMs),
+			optional(r.CPUSeconds, "%.2f"), r.PeakHeapMB, optionalInt(r.Resends), r.Duplicates, r.Lost, optional(r.Ratio, "%.2f"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	var seen []string
+	for _, r := range rows {
+		if slices.Contains(seen, r.Transport) || r.Mode != Raw {
+			continue
+		}
+		seen = append(seen, r.Transport)
+		fmt.Fprintf(w, "%s on %s; raw: %s\n", r.Transport, r.Broker, r.Client)
+		if r.Note != "" {
+			fmt.Fprintf(w, "  * note: %s\n", r.Note)
+		}
+	}
+	_, err := fmt.Fprintln(w, "ratio: msgs/s over the raw client's, same transport and size. Latency: from making a message to its receipt; at full speed it is mostly queueing (set BRIDGE_BENCH_RATE to measure it at a fixed rate).")
+	return err
+}
+
+func optional(v *float64, format string) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+func optionalInt(v *uint64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprint(*v)
+}
+
+func msText(ms float64) string {
+	if ms >= 100 {
+		return fmt.Sprintf("%.0f", ms)
+	}
+	return fmt.Sprintf("%.2f", ms)
+}
+
+// SizeText is a message size as people say it: 128 B, 64 KiB.
+func SizeText(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// thousands writes a rate as a whole number with thousands separated.
+func thousands(x float64) string {
+	s := fmt.Sprintf("%.0f", x)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -1,8 +1,0 @@
-//go:build !unix
-
-package bridge
-
-import "time"
-
-// cpuTime cannot tell this process's CPU time here: the bench reports none.
-func cpuTime() (time.Duration, bool) { return 0, false }

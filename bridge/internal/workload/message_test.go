@@ -1,0 +1,44 @@
+package workload
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// TestMessageSizes: a message is exactly its size, whatever the size (from
+// the bench's smallest, 32 bytes, to its largest, 1,000,000), and reads back
+// its number and time.
+func TestMessageSizes(t *testing.T) {
+	at := time.Unix(1_790_000_000, 123456789)
+	for _, size := range []int{32, 128, 64 << 10, 64<<10 + 1, 1_000_000} {
+		msg := Message(123456, size, at)
+		i, got, ok := Parse(msg)
+		if len(msg) != size || !ok || i != 123456 || !got.Equal(at) {
+			t.Errorf("size %d: %d bytes, number %d, time %v, ok %v", size, len(msg), i, got, ok)
+		}
+		if bytes.Count(msg, []byte{'x'}) != size-len(Message(123456, 0, at)) {
+			t.Errorf("size %d: padding is not all 'x'", size)
+		}
+	}
+}
+
+func TestTally(t *testing.T) {
+	at := time.Now()
+	tl := NewTally(3)
+	for _, i := range []int{1, 3, 3} {
+		tl.Add(Message(i, 64, at), at.Add(time.Millisecond))
+	}
+	tl.Add([]byte("not a message"), at)
+	tl.Add(Message(4, 64, at), at) // beyond the count
+	if tl.Distinct() != 2 || tl.Duplicates() != 1 || tl.Malformed() != 2 || tl.Delivered() != 5 || tl.Lost() != 1 {
+		t.Errorf("distinct %d, duplicates %d, malformed %d, delivered %d, lost %d; want 2, 1, 2, 5, 1",
+			tl.Distinct(), tl.Duplicates(), tl.Malformed(), tl.Delivered(), tl.Lost())
+	}
+	if l := tl.Latencies(); len(l) != 2 || l[0] != time.Millisecond {
+		t.Errorf("latencies %v; want two of 1ms", l)
+	}
+	if p := Percentiles([]time.Duration{3, 1, 2}); p[0] != 2 || p[3] != 3 {
+		t.Errorf("percentiles %v", p)
+	}
+}
