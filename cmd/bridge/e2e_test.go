@@ -62,7 +62,6 @@ type proc struct {
 	done   chan error
 }
 
-
 func startProc(t *testing.T, stdin *strings.Reader, stdout *os.File, vars ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: command(nil, vars...), done: make(chan error, 1)}
