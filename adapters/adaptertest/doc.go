@@ -13,7 +13,11 @@
 // cuts, a slow consumer).
 //
 // Its helpers (Payload, StartProducer, StartConsumer, CheckLifetimes, ...)
-// serve carriers' own longer tests too, and StartNATS and RabbitMQ give
-// tests a broker: StartNATS an in-process NATS server that can be stopped
-// and restarted on the same port and store under a stream.
+// serve carriers' own longer tests too, and StartNATS, RabbitMQ and Kafka
+// give tests a broker: StartNATS an in-process NATS server that can be
+// stopped and restarted on the same port and store under a stream; Kafka
+// the Apache Kafka the tests share (KafkaOrKfake falls back to kfake, an
+// in-process test broker, in a plain `go test` with none running), which
+// KafkaExclusive hands a test alone, to stop and restart it through its
+// control command (.ci/kafka).
 package adaptertest
