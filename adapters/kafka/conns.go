@@ -53,6 +53,13 @@ var errTrackerClosed = errors.New("kafka: link closed")
 // errCut is the loss recorded by cut.
 var errCut = errors.New("connections cut")
 
+// errNoLeader is what dial returns for the address kafka-go dials when the
+// cluster's metadata names no leader for a partition: broker -1, which it
+// has no address for, so ":0". A Kafka in a controlled shutdown answers so
+// for the partitions it led until it stops (as does a cluster electing a
+// new leader); kafka-go asks again after its backoff.
+var errNoLeader = errors.New("the cluster's metadata names no leader for the partition (its broker is shutting down, or a new one is being elected)")
+
 // dialFunc returns the dial function given to kafka-go: for the link's
 // Reader (reader true), whose connections closeReaders closes, or for its
 // Transport.
@@ -68,6 +75,10 @@ func (t *connTracker) dial(ctx context.Context, network, address string, reader 
 	t.mu.Unlock()
 	if closed {
 		return nil, errTrackerClosed
+	}
+	if _, port, err := net.SplitHostPort(address); err == nil && port == "0" {
+		t.lost(losses, "(no leader)", errNoLeader)
+		return nil, errNoLeader
 	}
 	c, err := t.dialer.DialContext(ctx, network, address)
 	if err != nil {

@@ -75,6 +75,9 @@
 // resets a connection, or a dial that fails, marks the link disconnected and
 // is logged (Warn); the first bytes from a broker afterwards mark it
 // connected again, count a reconnect in Link.Status and are logged (Info).
+// So does a partition left without a leader, as a broker in a controlled
+// shutdown leaves those it led: kafka-go then dials ":0", the address it has
+// for no broker, and the link logs that the partition has no leader instead.
 // The Carrier has no connection of its own: Carrier.Status sums its links'
 // (connected while every open link is, their reconnects, closed links'
 // included, and the reason of one that is down).
