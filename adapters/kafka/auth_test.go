@@ -55,7 +55,9 @@ func selfSigned(t testing.TB) (server, client *tls.Config) {
 
 // TestTLSAndSASL: a stream over TLS with each SASL mechanism, against a
 // broker that requires both; and a wrong password, or no TLS, is a clear
-// error from New.
+// error from New. On kfake, always: the test Kafka (.ci/kafka) serves
+// plaintext only, and a broker of each mechanism's users is started here in
+// a moment.
 func TestTLSAndSASL(t *testing.T) {
 	t.Parallel()
 	serverTLS, clientTLS := selfSigned(t)

@@ -13,12 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/kafka"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // testBroker is an in-process Kafka (kfake) of one broker on a fixed port,
-// so that it can be stopped and a new one started at the same address.
+// so that it can be stopped and a new one started at the same address: for
+// what the test Kafka cannot do (come back having lost its log, serve TLS
+// and SASL) and for a plain `go test` with no Kafka running.
 type testBroker struct {
 	t    testing.TB
 	port int
@@ -80,6 +83,29 @@ func (b *testBroker) stop() {
 	if c != nil {
 		c.Close()
 	}
+}
+
+// restartable is a broker that a test stops and starts again at the same
+// address, its data kept: the test Kafka, through its control command
+// (.ci/kafka), where the tests are to restart it (adaptertest.KafkaToRestart,
+// which makes the test its only user meanwhile: it must not be parallel);
+// else, in a plain `go test`, kfake with a data directory.
+type restartable struct {
+	brokers     []string
+	name        string
+	stop, start func()
+}
+
+func restartableBroker(t *testing.T) restartable {
+	t.Helper()
+	if k := adaptertest.KafkaToRestart(t); k != nil {
+		return restartable{
+			brokers: k.Brokers, name: "Apache Kafka at " + strings.Join(k.Brokers, ","),
+			stop: func() { k.Stop(t) }, start: func() { k.Start(t) },
+		}
+	}
+	b := startBroker(t, kfakeDataDir(t))
+	return restartable{brokers: []string{b.addr()}, name: "kfake", stop: b.stop, start: b.start}
 }
 
 // newCarrier connects a carrier to brokers for the test and closes it at

@@ -2,9 +2,11 @@ package kafka_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/kafka"
+	"github.com/bridge-mq/bridge/delivery"
 )
 
 // conformanceSpec describes c to the conformance suite. Cut closes the
@@ -21,8 +23,22 @@ func conformanceSpec(name string, c *kafka.Carrier) adaptertest.Spec {
 	}
 }
 
+// TestConformance runs the conformance suite on the test Kafka: Apache Kafka
+// under `make test` (.ci/kafka), kfake in a plain `go test` with none
+// running (adaptertest.KafkaOrKfake).
 func TestConformance(t *testing.T) {
-	broker := startBroker(t)
-	c := newCarrier(t, kafka.Config{Brokers: []string{broker.addr()}})
-	adaptertest.Run(t, conformanceSpec("kafka on kfake", c))
+	c, _, name := testKafka(t, kafka.Config{})
+	spec := conformanceSpec(name, c)
+	spec.Carrier = adaptertest.DeleteStreamsAtCleanup(t, c) // a real broker is shared and keeps them
+
+	// The topics' limit on this broker decides the frame limit the suite
+	// checks: ask a link.
+	ctx := testContext(t, time.Minute)
+	l, err := c.Link(ctx, newStream(t, c), delivery.ProducerEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.MaxFrameSize = l.MaxFrameSize()
+	l.Close()
+	adaptertest.Run(t, spec)
 }

@@ -76,10 +76,12 @@ func TestUnreachableBroker(t *testing.T) {
 	t.Log(err)
 }
 
+// TestLinkErrors: what Link, Send and Receive refuse, and what Close
+// leaves, on the test Kafka (Apache Kafka under `make test`; kfake in a
+// plain `go test` with none running).
 func TestLinkErrors(t *testing.T) {
 	t.Parallel()
-	broker := startBroker(t)
-	c := newCarrier(t, kafka.Config{Brokers: []string{broker.addr()}})
+	c, _, _ := testKafka(t, kafka.Config{})
 	ctx := testContext(t, time.Minute)
 
 	for _, name := range []string{"", "a stream", "ström", "a/b"} {
@@ -92,7 +94,7 @@ func TestLinkErrors(t *testing.T) {
 		t.Error("Link with an unknown end succeeded")
 	}
 
-	stream := uniqueStream(t)
+	stream := newStream(t, c)
 	consumer := openLink(t, c, stream, delivery.ConsumerEnd)
 	producer := openLink(t, c, stream, delivery.ProducerEnd)
 	if got, want := producer.MaxFrameSize(), kafka.DefaultMaxMessageBytes-kafka.RecordOverhead; got != want {
@@ -149,14 +151,17 @@ func TestLinkErrors(t *testing.T) {
 }
 
 // TestSendDuringOutage: while the broker is away, Send takes frames until
-// its buffer is full, then blocks (here until its context ends); once a
+// its buffer is full, then blocks (here until its context ends); once the
 // broker is back at the address, the frames it took are written, in order.
+// The test Kafka, stopped and started through its control command under
+// `make test` (not parallel: it has the broker to itself meanwhile); kfake
+// with a data directory in a plain `go test`.
 func TestSendDuringOutage(t *testing.T) {
-	t.Parallel()
-	broker := startBroker(t, kfakeDataDir(t))
-	c := newCarrier(t, kafka.Config{Brokers: []string{broker.addr()}, SendBufferBytes: 4096, RetryBackoff: 100 * time.Millisecond})
+	broker := restartableBroker(t)
+	t.Logf("on %s", broker.name)
+	c := newCarrier(t, kafka.Config{Brokers: broker.brokers, SendBufferBytes: 4096, RetryBackoff: 100 * time.Millisecond})
 	ctx := testContext(t, time.Minute)
-	stream := uniqueStream(t)
+	stream := newStream(t, c)
 	consumer := openLink(t, c, stream, delivery.ConsumerEnd)
 	producer := openLink(t, c, stream, delivery.ProducerEnd)
 	receive := func(from, n int) {

@@ -13,8 +13,9 @@ import (
 
 // A stream over Kafka: one carrier, a link for each end of the stream, and
 // the delivery protocol's controllers on them. Here the broker is kfake, an
-// in-process Kafka for tests; give Config.Brokers the addresses of a real
-// cluster (and Config.TLS and Config.SASL for a hosted one).
+// in-process Kafka for tests, so that the example runs anywhere; give
+// Config.Brokers the addresses of a real cluster (and Config.TLS and
+// Config.SASL for a hosted one).
 func Example() {
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {

@@ -3,10 +3,12 @@ package kafka_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/kafka"
 	"github.com/bridge-mq/bridge/delivery"
 	kafkago "github.com/segmentio/kafka-go"
@@ -18,6 +20,35 @@ var streamSeq atomic.Uint64
 // keeps topics across runs.
 func uniqueStream(t testing.TB) string {
 	return fmt.Sprintf("kafkatest-%d-%d", time.Now().UnixNano()%1e9, streamSeq.Add(1))
+}
+
+// newStream names a stream unique to this test run and deletes its topics
+// and group through c when the test ends, after the links opened since are
+// closed: the test Kafka is shared and keeps them.
+func newStream(t testing.TB, c *kafka.Carrier) string {
+	stream := uniqueStream(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.DeleteStream(ctx, stream); err != nil {
+			t.Errorf("delete stream %s: %v", stream, err)
+		}
+	})
+	return stream
+}
+
+// testKafka returns a carrier on the test Kafka (adaptertest.KafkaOrKfake:
+// Apache Kafka under `make test`, kfake in a plain `go test` with none
+// running), its brokers, and what it is, for test names.
+func testKafka(t testing.TB, cfg kafka.Config) (*kafka.Carrier, []string, string) {
+	t.Helper()
+	brokers, real := adaptertest.KafkaOrKfake(t)
+	name := "kafka on kfake"
+	if real {
+		name = "kafka at " + strings.Join(brokers, ",")
+	}
+	cfg.Brokers = brokers
+	return newCarrier(t, cfg), brokers, name
 }
 
 // testContext is cancelled at the end of the test, or after d.

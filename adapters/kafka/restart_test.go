@@ -7,19 +7,19 @@ import (
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/kafka"
 	"github.com/bridge-mq/bridge/delivery"
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // TestConsumerEndReopened: the consumer side dies mid-stream holding frames
 // it has not released, and its link is closed; a new consumer on a new link
 // reads again from the committed offset, the protocol drops what it got
 // twice, and the two lifetimes together see every message, each in order.
+// On the test Kafka (Apache Kafka under `make test`; kfake in a plain `go
+// test` with none running).
 func TestConsumerEndReopened(t *testing.T) {
 	t.Parallel()
-	broker := startBroker(t)
-	c := newCarrier(t, kafka.Config{Brokers: []string{broker.addr()}})
+	c, brokers, _ := testKafka(t, kafka.Config{})
 	ctx := testContext(t, 2*time.Minute)
-	stream := uniqueStream(t)
+	stream := newStream(t, c)
 	const n, confirmed = 1000, 300
 
 	p := adaptertest.StartProducer(t, ctx, openLink(t, c, stream, delivery.ProducerEnd), adaptertest.FastProducer, 0, n, adaptertest.SmallMessages)
@@ -35,7 +35,7 @@ func TestConsumerEndReopened(t *testing.T) {
 	cons.Kill()
 	_, lastRead := kafka.OffsetsRead(first)
 	first.Close() // commits what was released
-	committed := committedOffset(t, broker.addr(), group, dataTopic)
+	committed := committedOffset(t, brokers[0], group, dataTopic)
 	t.Logf("first lifetime: %d messages, frames read up to offset %d, offset %d committed", len(got1), lastRead, committed)
 	if committed <= 0 || committed > lastRead {
 		t.Fatalf("committed offset %d; want the released frames committed (> 0) and the unreleased ones not (<= %d)", committed, lastRead)
@@ -58,75 +58,77 @@ func TestConsumerEndReopened(t *testing.T) {
 	cons.Stop(ctx)
 }
 
-// TestBrokerRestart: the broker stops mid-stream and a new one starts at the
+// TestBrokerRestart: the broker stops mid-stream and starts again at the
 // same address. Both links reconnect by themselves; the stream completes,
 // every message once and in order, as the protocol guarantees for any
 // carrier fault without an application crash.
 //
-// Without persistence the new broker has lost every topic, record and
+// DataKept: the broker comes back with its data, and the links carry on
+// where they were: the test Kafka, stopped and started through its control
+// command (.ci/kafka) under `make test`, or kfake with a data directory in a
+// plain `go test`. Not parallel: it has the test Kafka to itself meanwhile.
+//
+// DataLost: a new broker at the address has lost every topic, record and
 // committed offset: the links create the topics again, the consumer end
 // finds its offset beyond the new log and reads it from the start, and the
-// producer resends what was not confirmed (the lost frames among it). With a
-// DataDir the new broker has kept them and the links carry on where they
-// were.
+// producer resends what was not confirmed (the lost frames among it). Always
+// kfake: a real broker that lost its log would take every other test's
+// topics with it.
 func TestBrokerRestart(t *testing.T) {
-	t.Parallel()
-	for _, persist := range []bool{false, true} {
-		name := "DataLost"
-		if persist {
-			name = "DataKept"
-		}
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			var opts []kfake.Opt
-			if persist {
-				opts = append(opts, kfake.DataDir(t.TempDir()))
-			}
-			broker := startBroker(t, opts...)
-			c := newCarrier(t, kafka.Config{Brokers: []string{broker.addr()}, RetryBackoff: 200 * time.Millisecond})
-			ctx := testContext(t, 2*time.Minute)
-			stream := uniqueStream(t)
-			const n = 2000
+	t.Run("DataLost", func(t *testing.T) {
+		t.Parallel()
+		broker := startBroker(t)
+		testBrokerRestart(t, restartable{brokers: []string{broker.addr()}, name: "kfake", stop: broker.stop, start: broker.start}, false)
+	})
+	t.Run("DataKept", func(t *testing.T) {
+		testBrokerRestart(t, restartableBroker(t), true)
+	})
+}
 
-			consumerLink := openLink(t, c, stream, delivery.ConsumerEnd)
-			producerLink := openLink(t, c, stream, delivery.ProducerEnd)
-			cons := adaptertest.StartConsumer(t, ctx, consumerLink, adaptertest.FastConsumer)
-			p := adaptertest.StartProducer(t, ctx, producerLink, adaptertest.FastProducer, 0, n, adaptertest.SmallMessages)
-			restarted := false
-			got := cons.Take(ctx, func(i int, got []int) bool {
-				if !restarted && len(got) == n/3 {
-					restarted = true
-					broker.stop()
-					waitFor(t, 10*time.Second, "both links to see the broker gone", func() bool {
-						return !producerLink.Status().Connected && !consumerLink.Status().Connected
-					})
-					if st := c.Status(); st.Connected || st.Err == nil {
-						t.Errorf("the carrier reports %+v with its links down; want not connected, and why", st)
-					}
-					broker.start()
-				}
-				return i == n-1
-			}, nil)
-			adaptertest.CheckExactlyOnceInOrder(t, got, n)
-			p.Stop(ctx)
-			st := cons.Stats()
-			cons.Stop(ctx)
-			t.Logf("consumer: %d duplicates, %d gap drops, %d resend requests, %d retries; producer: %+v", st.Duplicates, st.GapDrops, st.ResendRequests, st.Retries, p.Stats())
-			waitFor(t, 10*time.Second, "the carrier connected again", func() bool { return c.Status().Connected })
-			if st, sum := c.Status(), producerLink.Status().Reconnects+consumerLink.Status().Reconnects; st.Reconnects != sum || st.Err != nil {
-				t.Errorf("the carrier reports %+v; want its links' %d reconnects, and no error", st, sum)
+func testBrokerRestart(t *testing.T, broker restartable, persist bool) {
+	t.Logf("on %s", broker.name)
+	c := newCarrier(t, kafka.Config{Brokers: broker.brokers, RetryBackoff: 200 * time.Millisecond})
+	ctx := testContext(t, 2*time.Minute)
+	stream := newStream(t, c)
+	const n = 2000
+
+	consumerLink := openLink(t, c, stream, delivery.ConsumerEnd)
+	producerLink := openLink(t, c, stream, delivery.ProducerEnd)
+	cons := adaptertest.StartConsumer(t, ctx, consumerLink, adaptertest.FastConsumer)
+	p := adaptertest.StartProducer(t, ctx, producerLink, adaptertest.FastProducer, 0, n, adaptertest.SmallMessages)
+	restarted := false
+	got := cons.Take(ctx, func(i int, got []int) bool {
+		if !restarted && len(got) == n/3 {
+			restarted = true
+			broker.stop()
+			waitFor(t, 10*time.Second, "both links to see the broker gone", func() bool {
+				return !producerLink.Status().Connected && !consumerLink.Status().Connected
+			})
+			if st := c.Status(); st.Connected || st.Err == nil {
+				t.Errorf("the carrier reports %+v with its links down; want not connected, and why", st)
 			}
-			for _, l := range []*kafka.Link{producerLink, consumerLink} {
-				s := l.Status()
-				if !s.Connected || s.Reconnects == 0 {
-					t.Errorf("the %v end reports %+v after the broker came back; want connected, with a reconnect", l.End(), s)
-				}
-				restarts := kafka.LogRestarts(l)
-				t.Logf("the %v end read its topic from the start again %d times", l.End(), restarts)
-				if persist && restarts > 0 {
-					t.Errorf("the %v end started its topic over although the broker kept it", l.End())
-				}
-			}
-		})
+			broker.start()
+		}
+		return i == n-1
+	}, nil)
+	adaptertest.CheckExactlyOnceInOrder(t, got, n)
+	p.Stop(ctx)
+	st := cons.Stats()
+	cons.Stop(ctx)
+	t.Logf("consumer: %d duplicates, %d gap drops, %d resend requests, %d retries; producer: %+v", st.Duplicates, st.GapDrops, st.ResendRequests, st.Retries, p.Stats())
+	waitFor(t, 10*time.Second, "the carrier connected again", func() bool { return c.Status().Connected })
+	if st, sum := c.Status(), producerLink.Status().Reconnects+consumerLink.Status().Reconnects; st.Reconnects != sum || st.Err != nil {
+		t.Errorf("the carrier reports %+v; want its links' %d reconnects, and no error", st, sum)
+	}
+	for _, l := range []*kafka.Link{producerLink, consumerLink} {
+		s := l.Status()
+		if !s.Connected || s.Reconnects == 0 {
+			t.Errorf("the %v end reports %+v after the broker came back; want connected, with a reconnect", l.End(), s)
+		}
+		restarts := kafka.LogRestarts(l)
+		t.Logf("the %v end read its topic from the start again %d times", l.End(), restarts)
+		if persist && restarts > 0 {
+			t.Errorf("the %v end started its topic over although the broker kept it", l.End())
+		}
 	}
 }
