@@ -5,20 +5,37 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 60s
 BENCHTIME   ?= 1s
 
-# The brokers every test run needs; none is skipped for want of one.
+# The brokers every test run needs; none is skipped for want of one. Kafka is
+# the one .ci/kafka runs, which the tests stop and restart through it.
 TEST_BROKERS ?= BRIDGE_TEST_REQUIRE_BROKERS=1 \
 	BRIDGE_TEST_AMQP_URL=$${BRIDGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
-	BRIDGE_TEST_NATS_URL=$${BRIDGE_TEST_NATS_URL:-nats://127.0.0.1:4222}
+	BRIDGE_TEST_NATS_URL=$${BRIDGE_TEST_NATS_URL:-nats://127.0.0.1:4222} \
+	BRIDGE_TEST_KAFKA_BROKERS=$${BRIDGE_TEST_KAFKA_BROKERS:-127.0.0.1:9092} \
+	BRIDGE_TEST_KAFKACTL=$${BRIDGE_TEST_KAFKACTL:-$(CURDIR)/.ci/kafka}
 
-.PHONY: test lint brokers bench bench-chart fuzz chaos demo-kill
+.PHONY: test test-kafka-compat lint brokers bench bench-chart fuzz chaos demo-kill
 
 ## test: static checks, then every test under the race detector, against real brokers
 test: lint brokers
 	$(TEST_BROKERS) $(GO) test -race -count=1 -timeout 15m ./...
 
-## brokers: make sure RabbitMQ and NATS run here (installs them if missing)
+## brokers: make sure RabbitMQ, NATS and Kafka run here (installs them if missing)
 brokers:
 	./.ci/brokers
+
+# The Kafka tests: the carrier's, and the Kafka parts of the binary's.
+KAFKA_COMPAT_VERSION ?= 3.9
+KAFKA_BINARY_TESTS   ?= ^(TestStdinToStdout|TestConsumerKilled|TestChaos)$$/^kafka$$
+
+## test-kafka-compat: the Kafka tests against Kafka KAFKA_COMPAT_VERSION (3.9), then the
+## version `make brokers` runs (4.4) started again, whatever the tests said
+test-kafka-compat: brokers
+	./.ci/kafka start $(KAFKA_COMPAT_VERSION)
+	status=0; \
+	$(TEST_BROKERS) $(GO) test -race -count=1 -timeout 15m ./adapters/kafka || status=$$?; \
+	$(TEST_BROKERS) $(GO) test -race -count=1 -timeout 15m ./cmd/bridge -run '$(KAFKA_BINARY_TESTS)' -v || status=$$?; \
+	./.ci/kafka start || status=$$?; \
+	exit $$status
 
 ## lint: gofmt, go vet and staticcheck, and the library and binary build for macOS and Windows
 lint:

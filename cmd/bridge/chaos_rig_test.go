@@ -165,12 +165,41 @@ func closeRabbitConnections(t *testing.T, prefix string) {
 	}
 }
 
-// kafkaRig: both bridges reach kfake through the proxy. kfake advertises the
-// address its listener reports, so a listener that reports the proxy's
-// address keeps every connection, after the first metadata too, going
-// through the proxy. The broker fault stops kfake and starts a new one on
-// the same port and data directory.
+// kafkaRig: both bridges reach Kafka through the proxy, and every
+// connection after the first metadata too: the broker hands its clients the
+// address the proxy listens at.
+//
+// Under `make test`: the test Kafka (Apache Kafka, .ci/kafka), which the rig
+// has to itself meanwhile (adaptertest.KafkaToRestart). Its listener for a
+// proxy (127.0.0.1:9094, CHAOS) advertises a fixed address (127.0.0.1:9095),
+// where the proxy listens, in front of that listener. The broker fault
+// restarts it through its control command, on its data.
+//
+// In a plain `go test` with no Kafka to restart: kfake (kfakeRig).
 func kafkaRig(t *testing.T) *rig {
+	k := adaptertest.KafkaToRestart(t)
+	if k == nil {
+		return kfakeRig(t)
+	}
+	listener, advertised := k.ProxyListener(t)
+	stream := fmt.Sprintf("chaos-%d", time.Now().UnixNano())
+	t.Cleanup(func() { deleteKafkaStream(t, k.Brokers, stream) })
+	px := newProxy(t, "kafka", advertised, listener)
+	return &rig{
+		name:          "kafka",
+		vars:          []string{"BRIDGE_TRANSPORT=kafka", "BRIDGE_KAFKA_BROKERS=" + px.Listen, "BRIDGE_STREAM=" + stream},
+		proxy:         px,
+		faults:        allFaults,
+		brokerFaultIs: "Apache Kafka " + k.Version(t) + " (one node) stops and starts again on its data (.ci/kafka restart)",
+		brokerFault:   func(t *testing.T) { k.Restart(t) },
+	}
+}
+
+// kfakeRig: both bridges reach kfake through the proxy. kfake advertises the
+// address its listener reports, so a listener that reports the proxy's
+// address keeps every connection going through the proxy. The broker fault
+// stops kfake and starts a new one on the same port and data directory.
+func kfakeRig(t *testing.T) *rig {
 	proxyAddr := adaptertest.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(adaptertest.FreeAddr(t))
 	p, _ := strconv.Atoi(port)
@@ -200,7 +229,7 @@ func kafkaRig(t *testing.T) *rig {
 		vars:          []string{"BRIDGE_TRANSPORT=kafka", "BRIDGE_KAFKA_BROKERS=" + px.Listen},
 		proxy:         px,
 		faults:        allFaults,
-		brokerFaultIs: "kfake stops and a new one starts on its port and data directory",
+		brokerFaultIs: "kfake stops and a new one starts on its port and data directory (no Kafka to restart)",
 		brokerFault: func(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()

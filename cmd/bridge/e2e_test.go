@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
+	"github.com/bridge-mq/bridge/adapters/kafka"
 )
 
 // transport gives each test the variables that select a carrier.
@@ -43,16 +41,29 @@ var transports = []transport{
 		return []string{"BRIDGE_TRANSPORT=amqp", "BRIDGE_AMQP_URL=" + url, "BRIDGE_STREAM=" + stream}
 	}},
 	{"kafka", func(t *testing.T) []string {
-		addr := adaptertest.FreeAddr(t)
-		_, port, _ := net.SplitHostPort(addr)
-		p, _ := strconv.Atoi(port)
-		cluster, err := kfake.NewCluster(kfake.Ports(p), kfake.SeedTopics(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cluster.Close)
-		return []string{"BRIDGE_TRANSPORT=kafka", "BRIDGE_KAFKA_BROKERS=" + addr}
+		// The test Kafka: Apache Kafka under `make test`, kfake in a plain
+		// `go test` with none running.
+		brokers, _ := adaptertest.KafkaOrKfake(t)
+		stream := fmt.Sprintf("e2e-%d", time.Now().UnixNano())
+		t.Cleanup(func() { deleteKafkaStream(t, brokers, stream) })
+		return []string{"BRIDGE_TRANSPORT=kafka", "BRIDGE_KAFKA_BROKERS=" + strings.Join(brokers, ","), "BRIDGE_STREAM=" + stream}
 	}},
+}
+
+// deleteKafkaStream deletes the topics and group of a stream the bridge made
+// with its default names, once its processes are gone: the test Kafka is
+// shared and keeps them.
+func deleteKafkaStream(t *testing.T, brokers []string, stream string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := kafka.New(ctx, kafka.Config{Brokers: brokers})
+	if err == nil {
+		err = c.DeleteStream(ctx, stream)
+		c.Close()
+	}
+	if err != nil {
+		t.Errorf("cleanup: delete Kafka stream %s: %v", stream, err)
+	}
 }
 
 // proc is a bridge process running in the background.
