@@ -28,8 +28,16 @@ type consumerRun[T any] struct {
 	requested SeqNr // highest the producer may send
 	resending bool  // a gap was found; dropping until received+1 comes
 
+	base SeqNr // the numbering's start, less one
+
 	partial    []byte // chunks of a message being reassembled
 	assembling bool
+	// discarding: the message being received is larger than MaxMessageSize
+	// (or a tombstone): its chunks are skipped, and buffered nowhere.
+	discarding bool
+	// skips are messages skipped (refused), each confirmable once every
+	// delivery before it is confirmed.
+	skips []skip
 
 	acks     []SeqNr          // messages flagged ack, not yet confirmed
 	releases []pendingRelease // frames to release once confirmed covers them
@@ -45,12 +53,25 @@ type consumerRun[T any] struct {
 	quietSince    time.Time // last message taken in, or last retry
 	lastRegister  time.Time
 
-	stopping bool
+	stopping     bool
+	futureEpochs throttle
 }
+
+// maxEpochAhead is how far ahead of the consumer's clock a producer's epoch
+// may be (epochs are the producer's wall clock in nanoseconds, or stored
+// numbers that grow by one from there): more is refused.
+const maxEpochAhead = time.Hour
 
 type pendingRelease struct {
 	seqNr   SeqNr
 	release func()
+}
+
+// skip is a message the application never sees: confirmed as soon as the
+// application has confirmed everything delivered before it (after).
+type skip struct {
+	after, end SeqNr
+	ack        bool
 }
 
 func newConsumerRun[T any](c *ConsumerController[T]) *consumerRun[T] {
@@ -92,10 +113,7 @@ loop:
 		}
 		select {
 		case f := <-in:
-			if err = r.onDataFrame(f); err != nil {
-				log.Error("consumer controller stops", "err", err)
-				break loop
-			}
+			r.onDataFrame(f)
 		case <-r.c.ready.wake:
 		case toWriter <- frame:
 			r.out.taken()
@@ -154,14 +172,20 @@ func (r *consumerRun[T]) settle() {
 	}
 	st := r.c.ready.progress()
 	r.waiting = st.waiting
-	if st.confirmed > r.confirmed {
-		r.confirmed = st.confirmed
+	ackDue := r.ackDue
+	r.ackDue = false
+	confirmed := max(st.confirmed, r.confirmed)
+	for len(r.skips) > 0 && confirmed >= r.skips[0].after {
+		confirmed = max(confirmed, r.skips[0].end)
+		ackDue = ackDue || r.skips[0].ack
+		r.skips = r.skips[1:]
+	}
+	if confirmed > r.confirmed {
+		r.confirmed = confirmed
 		r.c.stats.confirmed.Store(uint64(r.confirmed))
 		r.releaseUpTo(r.confirmed)
 	}
 	requested := r.grant()
-	ackDue := r.ackDue
-	r.ackDue = false
 	for len(r.acks) > 0 && r.acks[0] <= r.confirmed {
 		r.acks = r.acks[1:]
 		ackDue = true
@@ -196,6 +220,9 @@ func (r *consumerRun[T]) wakeAt() SeqNr {
 	}
 	if len(r.releases) > 0 {
 		consider(r.releases[0].seqNr)
+	}
+	if len(r.skips) > 0 {
+		consider(r.skips[0].after)
 	}
 	if r.received > r.delivered || r.stopping {
 		consider(r.delivered) // then progress is measured by what was received
@@ -236,8 +263,8 @@ func (r *consumerRun[T]) sendRequest(viaTimeout bool) {
 	if viaTimeout {
 		flags |= reqViaTimeout
 	}
-	buf := r.out.reserve(r.controlHeader(), 1+1+2*10+1)
-	*buf = appendRequest(*buf, r.confirmed, r.requested, flags)
+	buf := r.out.reserve(r.controlHeader(), controlMessageMax)
+	*buf = appendRequest(*buf, r.confirmed, r.requested, flags, r.s.MaxMessageSize)
 	r.reported = r.confirmed
 }
 
@@ -247,15 +274,15 @@ func (r *consumerRun[T]) reportConfirmed() {
 	if !r.numbered || r.confirmed <= r.reported {
 		return
 	}
-	buf := r.out.reserve(r.controlHeader(), 1+1+10)
-	*buf = appendSeqOnly(*buf, msgAck, r.confirmed)
+	buf := r.out.reserve(r.controlHeader(), controlMessageMax)
+	*buf = appendAck(*buf, r.confirmed, r.s.MaxMessageSize)
 	r.reported = r.confirmed
 }
 
 func (r *consumerRun[T]) register() {
 	h := frameHeader{kind: controlFrame, consumerEpoch: r.s.Epoch, producerID: r.s.ProducerID}
-	buf := r.out.reserve(h, 2)
-	*buf = appendRegister(*buf)
+	buf := r.out.reserve(h, controlMessageMax)
+	*buf = appendRegister(*buf, r.s.MaxMessageSize)
 	r.lastRegister = time.Now()
 	r.c.stats.registers.Add(1)
 }
@@ -264,8 +291,9 @@ func (r *consumerRun[T]) controlHeader() frameHeader {
 	return frameHeader{kind: controlFrame, producerEpoch: r.producerEpoch, consumerEpoch: r.s.Epoch, producerID: r.producerID}
 }
 
-// onDataFrame takes a frame's messages in.
-func (r *consumerRun[T]) onDataFrame(f inbound) error {
+// onDataFrame takes a frame's messages in. Nothing in a frame stops the
+// consumer: what it cannot take it drops, and counts.
+func (r *consumerRun[T]) onDataFrame(f inbound) {
 	h := f.hdr
 	kept := SeqNr(0) // highest number from this frame that the application will confirm
 	progress := false
@@ -284,6 +312,11 @@ func (r *consumerRun[T]) onDataFrame(f inbound) error {
 			kept = 0 // anything kept earlier in this frame belonged to the old numbering
 		}
 		switch expected := r.received + 1; {
+		case m.seqNr > r.windowEnd():
+			// Never granted: a producer that sends past the window would
+			// fill the consumer's memory. It sends again once granted.
+			r.c.stats.beyondWindow.Add(1)
+			continue
 		case m.seqNr == expected:
 			r.resending = false
 		case m.seqNr < expected:
@@ -292,7 +325,7 @@ func (r *consumerRun[T]) onDataFrame(f inbound) error {
 		case r.s.OnlyFlowControl:
 			// At most once: what was lost stays lost.
 			r.c.stats.lost.Add(uint64(m.seqNr - expected))
-			r.assembling, r.partial = false, nil
+			r.assembling, r.discarding, r.partial = false, false, nil
 		default:
 			r.c.stats.gapDrops.Add(1)
 			if !r.resending {
@@ -305,9 +338,6 @@ func (r *consumerRun[T]) onDataFrame(f inbound) error {
 		r.received = m.seqNr
 		if r.take(m) {
 			kept = m.seqNr
-		}
-		if r.partialTooLarge() {
-			return &MessageTooLargeError{Size: len(r.partial), Limit: r.s.MaxMessageSize}
 		}
 	}
 	if progress {
@@ -322,33 +352,50 @@ func (r *consumerRun[T]) onDataFrame(f inbound) error {
 			r.releases = append(r.releases, pendingRelease{seqNr: kept, release: f.release})
 		}
 	}
-	return nil
+}
+
+// windowEnd is the highest sequence number the consumer takes: what it
+// granted, and at the start of a numbering, before its first grant reached
+// the producer, a window from there (a producer answering a registration
+// resends what it had sent, unasked). In only-flow-control mode a window
+// more: a producer that has sent the whole window goes one past it on each
+// of the consumer's retries, to show the consumer a gap that would hold the
+// window shut, and the first of those to arrive opens it again.
+func (r *consumerRun[T]) windowEnd() SeqNr {
+	end := max(r.requested, r.base+SeqNr(r.s.Window))
+	if r.s.OnlyFlowControl {
+		end += SeqNr(r.s.Window)
+	}
+	return end
 }
 
 // take reassembles and queues a message received in order. It reports
 // whether the application will see (and confirm) it.
 func (r *consumerRun[T]) take(m wireMsg) bool {
 	first, last := m.has(flagFirstChunk), m.has(flagLastChunk)
+	if first && (r.assembling || r.discarding) {
+		r.s.Logger.Warn("message started inside a chunked one; dropping the partial message", "seq_nr", m.seqNr)
+		r.assembling, r.discarding, r.partial = false, false, nil
+	}
 	switch {
+	case first && (m.has(flagRefused) || int64(m.total) > int64(r.s.MaxMessageSize) || len(m.payload) > r.s.MaxMessageSize):
+		r.discarding = true
 	case first && last:
-		if r.assembling {
-			r.s.Logger.Warn("message started inside a chunked one; dropping the partial message", "seq_nr", m.seqNr)
-			r.assembling, r.partial = false, nil
-		}
 		r.push(m.seqNr, m.payload, m.has(flagAck))
 		return true
 	case first:
-		if r.assembling {
-			r.s.Logger.Warn("chunked message started inside another; dropping the partial message", "seq_nr", m.seqNr)
-		}
-		r.partial = append(make([]byte, 0, 2*len(m.payload)), m.payload...)
+		r.partial = append(make([]byte, 0, min(max(int(m.total), 2*len(m.payload)), r.s.MaxMessageSize)), m.payload...)
 		r.assembling = true
 		return true
+	case r.discarding:
 	case !r.assembling:
 		// A continuation of a message whose start was lost (or that began
 		// before this numbering did): it cannot be completed.
 		r.c.stats.lost.Add(1)
 		return false
+	case m.has(flagRefused) || len(r.partial)+len(m.payload) > r.s.MaxMessageSize:
+		// The producer refused it after all, or it grows past what it said.
+		r.assembling, r.discarding, r.partial = false, true, nil
 	default:
 		r.partial = append(r.partial, m.payload...)
 		if last {
@@ -357,10 +404,14 @@ func (r *consumerRun[T]) take(m wireMsg) bool {
 		}
 		return true
 	}
-}
-
-func (r *consumerRun[T]) partialTooLarge() bool {
-	return r.assembling && len(r.partial) > r.s.MaxMessageSize
+	// Discarding: the message is skipped once its last chunk is in.
+	if last {
+		r.discarding = false
+		r.c.stats.refused.Add(1)
+		r.skips = append(r.skips, skip{after: r.delivered, end: m.seqNr, ack: m.has(flagAck)})
+		r.delivered = m.seqNr
+	}
+	return false
 }
 
 func (r *consumerRun[T]) push(seqNr SeqNr, payload []byte, ack bool) {
@@ -384,6 +435,15 @@ func (r *consumerRun[T]) follows(h frameHeader) bool {
 func (r *consumerRun[T]) mayStart(h frameHeader) bool {
 	switch {
 	case r.s.ProducerID != "" && h.producerID != r.s.ProducerID:
+		return false
+	case h.producerEpoch > uint64(time.Now().Add(maxEpochAhead).UnixNano()):
+		// An epoch far in the future would hold the stream for ever: every
+		// later lifetime of the real producer would look older. Epochs come
+		// from a clock; one this far ahead is forged or broken.
+		if ok, since := r.futureEpochs.allow(time.Now()); ok {
+			r.s.Logger.Warn("refused a producer epoch more than an hour ahead of this clock",
+				"producer_id", h.producerID, "epoch", h.producerEpoch, "refused_since_last_log", since)
+		}
 		return false
 	case !r.numbered:
 		return true
@@ -428,8 +488,10 @@ func (r *consumerRun[T]) start(h frameHeader, seqNr SeqNr) {
 	r.numbered, r.producerID, r.producerEpoch = true, h.producerID, h.producerEpoch
 	r.gen++
 	base := seqNr - 1
+	r.base = base
 	r.received, r.delivered, r.confirmed, r.reported, r.requested = base, base, base, base, base
-	r.resending, r.assembling, r.partial = false, false, nil
+	r.resending, r.assembling, r.discarding, r.partial = false, false, false, nil
+	r.skips = r.skips[:0]
 	r.acks, r.waiting = r.acks[:0], 0
 	clear(r.pushes)
 	r.pushes = r.pushes[:0]
@@ -455,8 +517,8 @@ func (r *consumerRun[T]) releaseUpTo(seqNr SeqNr) {
 }
 
 func (r *consumerRun[T]) sendResend() {
-	buf := r.out.reserve(r.controlHeader(), 1+1+10)
-	*buf = appendSeqOnly(*buf, msgResend, r.received+1)
+	buf := r.out.reserve(r.controlHeader(), controlMessageMax)
+	*buf = appendResend(*buf, r.received+1)
 	r.c.stats.resendRequests.Add(1)
 }
 

@@ -46,6 +46,50 @@
 // and are reassembled before delivery. In only-flow-control mode nothing is
 // resent: lost messages are skipped, so delivery is at most once.
 //
+// Every control message that can confirm carries the largest message the
+// consumer takes (its MaxMessageSize). A producer refuses larger messages
+// at Send with a *MessageTooLargeError; one it took before it knew goes as a
+// tombstone, which the consumer skips, and its Confirmation fails with the
+// same error. A consumer never stops on a message, whatever it is.
+//
+// # Wire format
+//
+// Version 2 (wire.go has the layout): a frame is a header (magic, version,
+// kind, the producer's epoch, the consumer's, the producer ID) and
+// length-prefixed messages; messages may carry extensions, which cost
+// nothing when absent and let the format grow inside the version (an
+// unknown critical one refuses the frame). A frame of another version is
+// dropped, counted and logged with both versions named: both ends of a
+// stream run the same one.
+//
+// # Bounds against any peer
+//
+// Anyone who can publish to a stream's subjects, queues or topics, or reach
+// its port, can send frames. Without a secret they can forge confirmations,
+// windows and messages, and the protocol cannot tell; but no frame makes a
+// controller stop or grow without bound. A producer acts on at most one
+// registration a frame and one each 100 ms, ignores a late repeat of the
+// registration of the consumer it follows (which keeps its window), and
+// merges resends, which wait for the writer like sends do, so what it
+// builds ahead stays bounded whatever it is asked. A consumer drops (and
+// counts) what is past the window it granted, skips messages larger than
+// it takes without buffering them, and refuses a producer epoch more than
+// an hour ahead of its clock, which would otherwise hold the stream for
+// ever. Warnings a peer can cause are logged at most once every 10 s, with
+// a count; the counters in Stats count every one.
+//
+// # Sealed frames
+//
+// Seal wraps any Link so that its frames are sealed end to end with
+// AES-256-GCM, under keys derived (HKDF) from a Secret per stream and per
+// direction: with one, no frame from a stranger is acted on, whatever
+// carries it. A frame that does not open is dropped before it is parsed,
+// counted by why (SealStats), and released. Replays of the peer's own
+// frames open, and are harmless: messages are deduplicated by sequence
+// number, confirmations are cumulative, registrations rate-limited. A
+// second, previous secret opens frames too, so a secret rotates without
+// stopping the stream. seal.go has the layout of a sealed frame.
+//
 // # Guarantees
 //
 // Without a crash, whatever the carrier does (loss, duplication,

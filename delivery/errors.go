@@ -60,16 +60,19 @@ func (e *FrameError) Unwrap() []error {
 }
 
 // MessageTooLargeError is returned by Send for a message whose serialized
-// size exceeds the producer's MaxMessageSize, and by a consumer that would
-// have to reassemble one. The message was not accepted; nothing was sent.
-// Not worth retrying with the same message.
+// size exceeds the producer's MaxMessageSize, or the consumer's, which the
+// consumer tells the producer: the message was not taken, nothing was
+// sent. A Confirmation fails with one when the message was taken before
+// the consumer said it takes none that large: the producer then sent a
+// tombstone in its place, so the stream goes on. Not worth retrying with the
+// same message.
 type MessageTooLargeError struct {
-	Size  int // serialized size in bytes (for a consumer: the size reached so far)
-	Limit int // the MaxMessageSize in force
+	Size  int // serialized size in bytes
+	Limit int // the MaxMessageSize in force: the producer's, or its consumer's if smaller
 }
 
 func (e *MessageTooLargeError) Error() string {
-	return fmt.Sprintf("delivery: message of %d bytes exceeds the limit of %d bytes (MaxMessageSize)", e.Size, e.Limit)
+	return fmt.Sprintf("delivery: message of %d bytes exceeds the limit of %d bytes (MaxMessageSize, the producer's or its consumer's)", e.Size, e.Limit)
 }
 
 // SettingError names a setting a constructor rejected and why.

@@ -66,8 +66,10 @@ func TestGarbageFrames(t *testing.T) {
 }
 
 // TestMessageTooLarge: the producer refuses a message over MaxMessageSize
-// before taking it; a consumer asked to reassemble one larger than its own
-// limit stops with the same error rather than grow without bound.
+// before taking it, and one over its consumer's limit as soon as the
+// consumer said what it takes; a message it took before it knew goes as a
+// tombstone: its Confirmation fails with a *MessageTooLargeError, the
+// consumer skips it without stopping, and the stream goes on.
 func TestMessageTooLarge(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -83,20 +85,39 @@ func TestMessageTooLarge(t *testing.T) {
 		t.Fatal("the refused message was taken")
 	}
 
-	consumer, _ := delivery.NewConsumerController[[]byte](pipe.Consumer(), nil,
-		delivery.ConsumerSettings{MaxMessageSize: 1000})
+	// Taken before the consumer says it takes at most 1000 bytes.
 	waitProducer := run(t, ctx, producer)
-	waitConsumer := run(t, ctx, consumer)
-	if _, err := producer.Send(ctx, make([]byte, 4000)); err != nil {
+	early, err := producer.SendWithConfirmation(ctx, make([]byte, 4000))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitConsumer(); !errors.As(err, &tooLarge) || tooLarge.Limit != 1000 {
-		t.Fatalf("consumer Run = %v; want a *MessageTooLargeError", err)
+	consumer, _ := delivery.NewConsumerController[[]byte](pipe.Consumer(), nil,
+		delivery.ConsumerSettings{MaxMessageSize: 1000, ResendMin: 50 * time.Millisecond})
+	waitConsumer := run(t, ctx, consumer)
+	if err := early.Wait(ctx); !errors.As(err, &tooLarge) || tooLarge.Size != 4000 || tooLarge.Limit != 1000 {
+		t.Fatalf("the Confirmation of a message too large for the consumer = %v; want a *MessageTooLargeError of 4000 over 1000", err)
 	}
-	if _, err := consumer.Receive(ctx); !errors.Is(err, delivery.ErrClosed) {
-		t.Errorf("Receive after the consumer stopped = %v; want ErrClosed", err)
+	if _, err := producer.Send(ctx, make([]byte, 4000)); !errors.As(err, &tooLarge) || tooLarge.Limit != 1000 {
+		t.Fatalf("Send of 4000 bytes once the consumer said it takes 1000 = %v; want a *MessageTooLargeError", err)
 	}
-	producer.Close()
+	if _, err := producer.Send(ctx, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := consumer.Receive(ctx)
+	if err != nil || string(d.Message) != "after" {
+		t.Fatalf("Receive = %q, %v; want the message after the refused one", d.Message, err)
+	}
+	d.Confirm()
+	if p, c := producer.Stats().Refused, consumer.Stats().Refused; p != 1 || c != 1 {
+		t.Errorf("refused: the producer counted %d, the consumer %d; want 1 each", p, c)
+	}
+	if err := producer.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v; want everything confirmed, the tombstone too", err)
+	}
+	consumer.Close()
+	if err := waitConsumer(); err != nil {
+		t.Errorf("consumer Run = %v; want it to have gone on", err)
+	}
 	waitProducer()
 }
 

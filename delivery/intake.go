@@ -17,6 +17,7 @@ type intake struct {
 	limit    SeqNr // the highest sequence number the controller asks for
 	bytes    int   // payload bytes accepted and not yet released by the controller
 	maxBytes int   // no demand while bytes reaches this
+	maxMsg   int   // the largest message taken: the producer's, or its consumer's if smaller
 	err      error // set once the intake takes nothing more
 	wake     chan struct{}
 	demand   chan struct{} // closed when demand appears, then replaced
@@ -30,8 +31,8 @@ type accepted struct {
 	reply   *Confirmation // nil unless sent with confirmation
 }
 
-func newIntake(next, limit SeqNr, maxBytes int) *intake {
-	return &intake{next: next, limit: limit, maxBytes: maxBytes, wake: make(chan struct{}, 1), demand: make(chan struct{})}
+func newIntake(next, limit SeqNr, maxBytes, maxMsg int) *intake {
+	return &intake{next: next, limit: limit, maxBytes: maxBytes, maxMsg: maxMsg, wake: make(chan struct{}, 1), demand: make(chan struct{})}
 }
 
 // hasDemand reports whether a message would be accepted now; in.mu held.
@@ -62,6 +63,11 @@ func (in *intake) offer(ctx context.Context, payload []byte, chunks int, withRep
 		if in.err != nil {
 			in.mu.Unlock()
 			return 0, nil, in.err
+		}
+		if len(payload) > in.maxMsg {
+			limit := in.maxMsg
+			in.mu.Unlock()
+			return 0, nil, &MessageTooLargeError{Size: len(payload), Limit: limit}
 		}
 		if in.hasDemand() {
 			first := in.next
@@ -107,6 +113,10 @@ func (in *intake) take(processed []accepted) []accepted {
 	in.mu.Unlock()
 	return batch
 }
+
+// setMaxMessage lowers (or raises, up to the producer's own) the largest
+// message taken, to what the consumer takes.
+func (in *intake) setMaxMessage(n int) { in.update(func() { in.maxMsg = n }) }
 
 // setLimit tells waiting senders how far the controller asks for messages.
 func (in *intake) setLimit(limit SeqNr) { in.update(func() { in.limit = limit }) }

@@ -89,7 +89,7 @@ func newProducerController[T any](link Link, serializer Serializer[T], settings 
 		settings: s,
 		ser:      ser,
 		link:     link,
-		intake:   newIntake(1, limit, s.MaxUnconfirmedBytes),
+		intake:   newIntake(1, limit, s.MaxUnconfirmedBytes, s.MaxMessageSize),
 		life:     newLifecycle(),
 	}
 	p.epoch.Store(s.Epoch)
@@ -108,7 +108,8 @@ func (p *ProducerController[T]) Epoch() uint64 { return p.epoch.Load() }
 // its last chunk). Returning means the controller took the message, not
 // that it was delivered. It returns ctx's error if ctx ends first, ErrClosed
 // once the controller is stopping, a *MarshalError or a
-// *MessageTooLargeError.
+// *MessageTooLargeError: msg is larger than MaxMessageSize, or than the
+// consumer takes (it says so as soon as it speaks).
 //
 // Send keeps the serialized message until it is confirmed; with the Bytes
 // serializer that is msg itself, which must not be modified after Send.
@@ -145,9 +146,6 @@ func (p *ProducerController[T]) send(ctx context.Context, msg T, withReply, wait
 	payload, err := p.ser.Marshal(msg)
 	if err != nil {
 		return 0, nil, &MarshalError{Err: err}
-	}
-	if len(payload) > p.settings.MaxMessageSize {
-		return 0, nil, &MessageTooLargeError{Size: len(payload), Limit: p.settings.MaxMessageSize}
 	}
 	chunks := 1
 	if len(payload) > p.settings.ChunkSize {

@@ -40,6 +40,21 @@ type producerRun[T any] struct {
 	storeWaits waiters // confirmations waiting for the durable queue
 	store      *storePipe
 
+	// resendFrom..resendTo is what is to go again, merged from every ask,
+	// and emitted as the writer takes frames: however often it is asked,
+	// what the outbox holds stays bounded. resendFrom 0: nothing.
+	resendFrom, resendTo SeqNr
+
+	// What the consumer told us: heard, once a request or ack of
+	// consumerEpoch arrived (a register of that epoch is then stale); its
+	// largest message (0 until known), and when a register was last acted
+	// on.
+	heard          bool
+	consumerMax    int
+	lastRegister   time.Time
+	refused        map[SeqNr]*MessageTooLargeError // tombstones whose Confirmation fails, by last chunk
+	refusedWarning throttle
+
 	batch      []accepted // the last intake batch, handed back for reuse
 	limit      SeqNr      // the intake's limit as last set
 	firstTimer *time.Timer
@@ -54,7 +69,8 @@ const maxBacklog = 16
 
 // entry is one sequenced message (a whole message or one chunk).
 type entry struct {
-	flags   byte // flagFirstChunk, flagLastChunk, flagAck
+	flags   byte // flagFirstChunk, flagLastChunk, flagAck, flagRefused
+	size    int  // on a first chunk: the whole message's size
 	payload []byte
 }
 
@@ -178,6 +194,9 @@ func (r *producerRun[T]) takeIntake(batch []accepted) {
 			if i == 0 {
 				e.flags |= flagFirstChunk
 			}
+			if i == 0 {
+				e.size = len(a.payload)
+			}
 			end := min((i+1)*chunk, len(a.payload))
 			e.payload = a.payload[i*chunk : end : end]
 			if i == a.chunks-1 {
@@ -208,15 +227,17 @@ func (r *producerRun[T]) takeIntake(batch []accepted) {
 	r.batch = batch
 }
 
-// sendMore sends what the window allows, keeps the intake's limit in step
-// and arms the first-message timer.
+// sendMore sends what is to go again, then what the window allows, keeps
+// the intake's limit in step and arms the first-message timer. Frames go to
+// the writer between passes of the loop: building a whole window of large
+// messages at once would leave the link idle meanwhile (64 MB for a window
+// of 64 KiB messages), and a flood of asks for resends would build without
+// bound. Frames ahead of the writer are bounded; more follow as it takes
+// them.
 func (r *producerRun[T]) sendMore() {
+	r.resendMore()
 	if r.sent < r.stored && r.sent < r.requested {
 		from := r.sent + 1
-		// Frames go to the writer between passes of the loop: building a
-		// whole window of large messages at once would leave the link idle
-		// meanwhile (64 MB for a window of 64 KiB messages). Frames ahead of
-		// the writer are bounded; more follow as it takes them.
 		for r.sent < r.stored && r.sent < r.requested && r.out.backlog() <= maxBacklog {
 			r.sent++
 			r.emit(r.sent)
@@ -238,6 +259,26 @@ func (r *producerRun[T]) sendMore() {
 	}
 }
 
+// resendMore emits what is to go again, as far as the backlog allows.
+func (r *producerRun[T]) resendMore() {
+	if r.resendFrom == 0 {
+		return
+	}
+	from := max(r.resendFrom, r.heldStart, r.confirmed+1)
+	to := min(r.resendTo, r.sent)
+	n := 0
+	for ; from <= to && r.out.backlog() <= maxBacklog; from++ {
+		r.emit(from)
+		n++
+	}
+	r.p.stats.resent.Add(uint64(n))
+	if from > to {
+		r.resendFrom, r.resendTo = 0, 0
+	} else {
+		r.resendFrom = from
+	}
+}
+
 // emit writes the held message seqNr into the outbox.
 func (r *producerRun[T]) emit(seqNr SeqNr) {
 	e := r.heldAt(seqNr)
@@ -245,126 +286,33 @@ func (r *producerRun[T]) emit(seqNr SeqNr) {
 	if seqNr == r.firstSeqNr {
 		flags |= flagFirst
 	}
+	total := 0
+	if e.flags&(flagFirstChunk|flagLastChunk) == flagFirstChunk {
+		total = e.size // the first chunk of a chunked message says how large it is
+	}
 	h := frameHeader{kind: dataFrame, producerEpoch: r.epoch, consumerEpoch: r.consumerEpoch, producerID: r.s.ProducerID}
-	buf := r.out.reserve(h, sequencedSize(seqNr, len(e.payload)))
-	*buf = appendSequenced(*buf, flags, seqNr, e.payload)
+	buf := r.out.reserve(h, sequencedSize(seqNr, total, len(e.payload)))
+	*buf = appendSequenced(*buf, flags, seqNr, total, e.payload)
 }
 
-// resend emits the held messages from..to again.
+// resend asks for the held messages from..to to go again; asks merge.
 func (r *producerRun[T]) resend(from, to SeqNr) {
-	from = max(from, r.heldStart)
-	for s := from; s <= to; s++ {
-		r.emit(s)
+	from = max(from, r.heldStart, r.confirmed+1)
+	to = min(to, r.sent)
+	if from > to {
+		return
 	}
-	if to >= from {
-		r.p.stats.resent.Add(uint64(to - from + 1))
+	if r.resendFrom == 0 {
+		r.resendFrom, r.resendTo = from, to
+		return
 	}
+	r.resendFrom, r.resendTo = min(r.resendFrom, from), max(r.resendTo, to)
 }
 
 func (r *producerRun[T]) resendFirst() {
 	if r.awaitingFirst && r.sent >= r.firstSeqNr && r.firstSeqNr >= r.heldStart {
 		r.s.Logger.Debug("resending first message", "seq_nr", r.firstSeqNr)
 		r.resend(r.firstSeqNr, r.firstSeqNr)
-	}
-}
-
-func (r *producerRun[T]) onControlFrame(f inbound) {
-	h := f.hdr
-	if h.producerID != "" && h.producerID != r.s.ProducerID {
-		return // addressed to another producer on the same stream
-	}
-	msgs := f.messages()
-	for {
-		m, ok, _ := msgs.next() // the reader checked the frame
-		if !ok {
-			return
-		}
-		if m.typ == msgRegister {
-			r.onRegister(h.consumerEpoch)
-			continue
-		}
-		if h.producerEpoch != r.epoch || h.producerID != r.s.ProducerID {
-			r.p.stats.staleControl.Add(1)
-			continue // for another lifetime of ours
-		}
-		// Another consumer lifetime than the one we know: a new consumer
-		// that found our numbering without our seeing its registration (a
-		// broker redelivered it our first message), or, late, a replaced
-		// one. Either way what it says is true: confirmations are facts, and
-		// a stale window overshoots by one window at most. Ignoring a lower
-		// epoch instead would stall a consumer whose clock is behind.
-		fresh := h.consumerEpoch != r.consumerEpoch
-		if fresh {
-			r.consumerEpoch = h.consumerEpoch
-		}
-		r.awaitingFirst = false
-		switch m.typ {
-		case msgRequest:
-			r.onConfirmed(m.seqNr)
-			if !m.has(reqSupportResend) && r.resendSupported {
-				r.resendSupported = false
-				r.dropHeld(r.sent)
-			}
-			if fresh || m.upTo > r.requested {
-				r.requested = max(m.upTo, r.confirmed)
-			}
-			switch {
-			case !m.has(reqViaTimeout):
-			case r.resendSupported:
-				// The consumer has heard nothing for a while: the last message,
-				// or the request that followed it, may be lost.
-				r.resend(r.confirmed+1, r.sent)
-			case r.sent >= r.requested:
-				// Only flow control: what is missing below the window's end
-				// was lost and will not be resent, yet it holds the window
-				// shut. One message past it shows the consumer the gap, which
-				// it skips, and the window opens again. An idle producer stays
-				// at most one past.
-				r.requested = r.sent + 1
-			}
-		case msgAck:
-			r.onConfirmed(m.seqNr)
-		case msgResend:
-			if r.resendSupported {
-				r.resend(max(m.seqNr, r.confirmed+1), r.sent)
-			}
-		}
-	}
-}
-
-// onRegister answers a consumer that has no numbering: everything not
-// confirmed goes again, the oldest marked first.
-func (r *producerRun[T]) onRegister(consumerEpoch uint64) {
-	r.p.stats.registrations.Add(1)
-	r.consumerEpoch = consumerEpoch
-	r.resendSupported = true
-	r.firstSeqNr = max(r.confirmed+1, r.heldStart)
-	r.awaitingFirst = true
-	// The new consumer has granted nothing: send what was sent, and the
-	// first message if none was, then wait for its request.
-	r.requested = max(r.sent, r.firstSeqNr)
-	r.resend(r.firstSeqNr, r.sent)
-}
-
-func (r *producerRun[T]) onConfirmed(seqNr SeqNr) {
-	if seqNr <= r.confirmed {
-		return
-	}
-	if seqNr > r.sent {
-		r.s.Logger.Warn("consumer confirmed beyond what was sent; ignoring the excess", "confirmed", seqNr, "sent", r.sent)
-		seqNr = r.sent
-	}
-	r.confirmed = seqNr
-	r.p.stats.confirmed.Store(uint64(seqNr))
-	if r.resendSupported {
-		r.dropHeld(seqNr)
-	}
-	if r.store != nil {
-		r.store.confirm(seqNr)
-	}
-	r.replies.resolveUpTo(seqNr, func(c *Confirmation) { c.resolve(nil) })
-	if seqNr >= r.firstSeqNr {
-		r.awaitingFirst = false
 	}
 }
 

@@ -125,16 +125,19 @@ func (r *producerRun[T]) recover(ctx context.Context) error {
 	r.accepted = st.Confirmed
 	if len(keep) > 0 {
 		r.heldStart = keep[0].SeqNr
+		first := 0 // the entry of the message's first chunk, which knows its size
 		for _, m := range keep {
 			var e entry
 			if m.FirstChunk {
 				e.flags |= flagFirstChunk
+				first = len(r.held)
 			}
 			if m.LastChunk {
 				e.flags |= flagLastChunk
 			}
 			e.payload = m.Payload
 			r.held = append(r.held, e)
+			r.held[first].size += len(m.Payload)
 			r.heldBytes += len(m.Payload)
 		}
 		r.accepted = keep[len(keep)-1].SeqNr

@@ -47,6 +47,8 @@ type pump struct {
 	log      *slog.Logger
 	counters *linkCounters
 
+	badFrames throttle // the warning about them: a peer may send many
+
 	in    chan inbound // reader -> controller
 	out   chan []byte  // controller -> writer; unbuffered, so a frame waits in the outbox while the writer is busy
 	fatal chan error   // the link failed for good
@@ -138,7 +140,9 @@ func (p *pump) read(ctx context.Context) {
 		}
 		if err != nil {
 			p.counters.badFrames.Add(1)
-			p.log.Warn("dropping bad frame", "err", err, "bytes", len(f.Data))
+			if ok, since := p.badFrames.allow(time.Now()); ok {
+				p.log.Warn("dropping bad frame", "err", err, "bytes", len(f.Data), "dropped_since_last_log", since)
+			}
 			if f.Release != nil {
 				f.Release()
 			}

@@ -6,21 +6,23 @@ import "sync/atomic"
 // numbers are the latest the controller has reached; counts are totals over
 // its lifetime.
 type ProducerStats struct {
-	Epoch          uint64
-	AcceptedSeqNr  SeqNr  // highest sequence number taken from the application
-	StoredSeqNr    SeqNr  // highest durably stored (with a durable queue)
-	HeldBytes      int64  // payload bytes held: unconfirmed (with a durable queue, its depth in bytes)
-	SentSeqNr      SeqNr  // highest sent
-	ConfirmedSeqNr SeqNr  // highest confirmed by the consumer
-	RequestedSeqNr SeqNr  // highest the producer may take (the window's end)
-	MessagesSent   uint64 // sequenced messages sent for the first time
-	Resent         uint64 // sequenced messages sent again
-	Registrations  uint64 // consumers that registered (each one triggers a resend)
-	StaleControl   uint64 // control messages ignored: addressed to another lifetime of this producer
-	FramesSent     uint64
-	FramesReceived uint64
-	SendErrors     uint64 // frames the link failed to send (their messages are resent)
-	BadFrames      uint64 // received frames dropped as malformed
+	Epoch            uint64
+	AcceptedSeqNr    SeqNr  // highest sequence number taken from the application
+	StoredSeqNr      SeqNr  // highest durably stored (with a durable queue)
+	HeldBytes        int64  // payload bytes held: unconfirmed (with a durable queue, its depth in bytes)
+	SentSeqNr        SeqNr  // highest sent
+	ConfirmedSeqNr   SeqNr  // highest confirmed by the consumer
+	RequestedSeqNr   SeqNr  // highest the producer may take (the window's end)
+	MessagesSent     uint64 // sequenced messages sent for the first time
+	Resent           uint64 // sequenced messages sent again
+	Registrations    uint64 // consumers that registered and were answered (each answer is a resend)
+	RegistersIgnored uint64 // registrations not acted on: stale repeats of the consumer followed, or within 100 ms of the last
+	Refused          uint64 // messages refused as larger than the consumer takes, after they were taken (their Confirmations fail)
+	StaleControl     uint64 // control messages ignored: addressed to another lifetime of this producer
+	FramesSent       uint64
+	FramesReceived   uint64
+	SendErrors       uint64 // frames the link failed to send (their messages are resent)
+	BadFrames        uint64 // received frames dropped as malformed
 }
 
 // Unconfirmed is the number of sequence numbers taken and not yet
@@ -33,6 +35,7 @@ type producerCounters struct {
 	heldBytes                                    atomic.Int64
 	messagesSent, resent                         atomic.Uint64
 	registrations, staleControl                  atomic.Uint64
+	registersIgnored, refused                    atomic.Uint64
 }
 
 func (c *producerCounters) unconfirmedNow() uint64 {
@@ -44,21 +47,23 @@ func (c *producerCounters) unconfirmedNow() uint64 {
 func (p *ProducerController[T]) Stats() ProducerStats {
 	c := &p.stats
 	return ProducerStats{
-		Epoch:          p.epoch.Load(),
-		AcceptedSeqNr:  SeqNr(c.accepted.Load()),
-		StoredSeqNr:    SeqNr(c.stored.Load()),
-		HeldBytes:      c.heldBytes.Load(),
-		SentSeqNr:      SeqNr(c.sent.Load()),
-		ConfirmedSeqNr: SeqNr(c.confirmed.Load()),
-		RequestedSeqNr: SeqNr(c.requested.Load()),
-		MessagesSent:   c.messagesSent.Load(),
-		Resent:         c.resent.Load(),
-		Registrations:  c.registrations.Load(),
-		StaleControl:   c.staleControl.Load(),
-		FramesSent:     c.framesSent.Load(),
-		FramesReceived: c.framesReceived.Load(),
-		SendErrors:     c.sendErrors.Load(),
-		BadFrames:      c.badFrames.Load(),
+		Epoch:            p.epoch.Load(),
+		AcceptedSeqNr:    SeqNr(c.accepted.Load()),
+		StoredSeqNr:      SeqNr(c.stored.Load()),
+		HeldBytes:        c.heldBytes.Load(),
+		SentSeqNr:        SeqNr(c.sent.Load()),
+		ConfirmedSeqNr:   SeqNr(c.confirmed.Load()),
+		RequestedSeqNr:   SeqNr(c.requested.Load()),
+		MessagesSent:     c.messagesSent.Load(),
+		Resent:           c.resent.Load(),
+		Registrations:    c.registrations.Load(),
+		RegistersIgnored: c.registersIgnored.Load(),
+		Refused:          c.refused.Load(),
+		StaleControl:     c.staleControl.Load(),
+		FramesSent:       c.framesSent.Load(),
+		FramesReceived:   c.framesReceived.Load(),
+		SendErrors:       c.sendErrors.Load(),
+		BadFrames:        c.badFrames.Load(),
 	}
 }
 
@@ -77,6 +82,8 @@ type ConsumerStats struct {
 	Duplicates     uint64 // messages dropped as already received
 	GapDrops       uint64 // messages dropped while waiting for a resend
 	Lost           uint64 // sequence numbers skipped (only-flow-control mode) or chunks that could not be reassembled
+	Refused        uint64 // messages skipped as larger than MaxMessageSize (the producer's Confirmation of each fails)
+	BeyondWindow   uint64 // messages dropped as beyond the window granted
 	Late           uint64 // messages of an earlier producer lifetime dropped
 	Foreign        uint64 // messages dropped for want of a first message of their numbering
 	Registers      uint64 // registrations sent
@@ -93,7 +100,7 @@ type consumerCounters struct {
 	received, confirmed, requested              atomic.Uint64
 	delivered, duplicates, gapDrops, lost, late atomic.Uint64
 	foreign, registers, resendRequests, retries atomic.Uint64
-	numberings                                  atomic.Uint64
+	numberings, refused, beyondWindow           atomic.Uint64
 	producer                                    atomic.Pointer[producerIdentity]
 }
 
@@ -124,6 +131,8 @@ func (c *ConsumerController[T]) Stats() ConsumerStats {
 		Duplicates:     k.duplicates.Load(),
 		GapDrops:       k.gapDrops.Load(),
 		Lost:           k.lost.Load(),
+		Refused:        k.refused.Load(),
+		BeyondWindow:   k.beyondWindow.Load(),
 		Late:           k.late.Load(),
 		Foreign:        k.foreign.Load(),
 		Registers:      k.registers.Load(),

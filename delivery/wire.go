@@ -10,35 +10,65 @@ import (
 // Numbering starts at 1; 0 means "none".
 type SeqNr uint64
 
-// The wire format, version 1. All integers are unsigned varints unless noted.
+// The wire format, version 2. All integers are unsigned varints unless
+// noted.
 //
-//	frame   = magic(1 byte, 0xBD) version(1 byte) kind(1 byte)
-//	          producerEpoch consumerEpoch idLen(1 byte) producerID(idLen bytes)
-//	          message*
-//	message = type(1 byte) bodyLen body(bodyLen bytes)
+//	frame     = magic(1 byte, 0xBD) version(1 byte, 2) kind(1 byte)
+//	            producerEpoch consumerEpoch idLen(1 byte) producerID(idLen bytes)
+//	            message*
+//	message   = type(1 byte) bodyLen body(bodyLen bytes)
 //
 //	data frames (producer -> consumer) carry only sequenced messages:
-//	  sequenced = flags(1 byte) seqNr payload(the rest of the body)
+//	  sequenced = flags(1 byte) seqNr [extLen ext*] payload(the rest of the body)
+//	              (the extension block is there when flags has flagExt)
 //	control frames (consumer -> producer):
-//	  register  = (empty body)
-//	  request   = confirmedSeqNr requestUpToSeqNr flags(1 byte)
-//	  ack       = confirmedSeqNr
-//	  resend    = fromSeqNr
+//	  register  = maxMessageSize ext*
+//	  request   = confirmedSeqNr requestUpToSeqNr flags(1 byte) maxMessageSize ext*
+//	  ack       = confirmedSeqNr maxMessageSize ext*
+//	  resend    = fromSeqNr ext*
+//	ext       = tag(1 byte) len value(len bytes)
+//
+// maxMessageSize is the largest message the consumer accepts (its
+// MaxMessageSize): every control message that can confirm carries it, so a
+// producer knows the limit before it learns of a confirmation, refuses
+// larger messages at Send, and replaces one it took before it knew with a
+// tombstone (flagRefused, no payload), whose Confirmation fails with a
+// *MessageTooLargeError. A consumer therefore never stops on a message it
+// cannot take.
+//
+// Extensions carry what some messages need and most do not, so that they
+// cost nothing when absent, and let the format grow inside version 2: a
+// tag with bit 7 set is critical, and a decoder that does not know it
+// refuses the message (the frame is dropped whole); any other unknown tag
+// is skipped. Defined now:
+//
+//	extTotalSize (1): on the first chunk of a chunked message, the
+//	  message's whole size, so a consumer that cannot take it knows at once
+//	  and buffers nothing.
 //
 // Every length is checked against what is left of the frame before it is
 // used, so a decoder never reads out of bounds and never allocates from a
 // length it has not verified. Payloads alias the frame's bytes.
+//
+// A frame of another version is refused with an error wrapping
+// ErrUnsupportedVersion that names both versions; both ends of a stream run
+// the same version. A sealed frame (see Seal) starts with another magic
+// byte, which the decoder names, so an end without the secret says so.
 const (
 	wireMagic   byte = 0xBD
-	wireVersion byte = 1
+	wireVersion byte = 2
 
 	maxProducerIDLen = 255
 	// frameHeaderMax is the most header bytes a frame can take: magic,
 	// version, kind, two 10-byte varints, the ID length and the ID.
 	frameHeaderMax = 3 + 2*binary.MaxVarintLen64 + 1 + maxProducerIDLen
 	// seqMessageOverhead is the most bytes a sequenced message adds to its
-	// payload: type, body length, flags, sequence number.
-	seqMessageOverhead = 1 + binary.MaxVarintLen64 + 1 + binary.MaxVarintLen64
+	// payload: type, body length, flags, sequence number, and an extension
+	// block of one total size.
+	seqMessageOverhead = 1 + binary.MaxVarintLen64 + 1 + binary.MaxVarintLen64 + totalSizeExtMax
+	// totalSizeExtMax is the most bytes the extension block of a total size
+	// takes: its length, the tag, the value's length and the value.
+	totalSizeExtMax = 1 + 1 + 1 + binary.MaxVarintLen64
 )
 
 type frameKind byte
@@ -74,7 +104,9 @@ const (
 	flagAck        byte = 1 << 1 // the producer wants an Ack when this one is confirmed
 	flagFirstChunk byte = 1 << 2
 	flagLastChunk  byte = 1 << 3
-	seqFlagsKnown       = flagFirst | flagAck | flagFirstChunk | flagLastChunk
+	flagRefused    byte = 1 << 4 // a tombstone: the producer refused the message (too large for the consumer); no payload
+	flagExt        byte = 1 << 5 // an extension block precedes the payload
+	seqFlagsKnown       = flagFirst | flagAck | flagFirstChunk | flagLastChunk | flagRefused | flagExt
 )
 
 // Flags of a request.
@@ -82,6 +114,12 @@ const (
 	reqSupportResend byte = 1 << 0
 	reqViaTimeout    byte = 1 << 1
 	reqFlagsKnown         = reqSupportResend | reqViaTimeout
+)
+
+// Extension tags. Bit 7 marks a critical one.
+const (
+	extTotalSize byte = 1
+	extCritical  byte = 1 << 7
 )
 
 // frameHeader identifies the producer numbering and the consumer incarnation
@@ -99,8 +137,10 @@ type frameHeader struct {
 type wireMsg struct {
 	typ     msgType
 	flags   byte
-	seqNr   SeqNr // sequenced: its number; ack, request: confirmed; resend: from
-	upTo    SeqNr // request: the highest number the producer may send
+	seqNr   SeqNr  // sequenced: its number; ack, request: confirmed; resend: from
+	upTo    SeqNr  // request: the highest number the producer may send
+	maxMsg  uint64 // register, request, ack: the largest message the consumer accepts
+	total   uint64 // sequenced, first chunk of a chunked message: the message's size (0: not given)
 	payload []byte
 }
 
@@ -115,39 +155,67 @@ func appendFrameHeader(dst []byte, h frameHeader) []byte {
 	return append(dst, h.producerID...)
 }
 
-func appendSequenced(dst []byte, flags byte, seqNr SeqNr, payload []byte) []byte {
-	bodyLen := 1 + uvarintLen(uint64(seqNr)) + len(payload)
+// appendSequenced writes a sequenced message; total, when not 0, is the
+// whole message's size, for its first chunk.
+func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, payload []byte) []byte {
+	if total > 0 {
+		flags |= flagExt
+	}
 	dst = append(dst, byte(msgSequenced))
-	dst = binary.AppendUvarint(dst, uint64(bodyLen))
+	dst = binary.AppendUvarint(dst, uint64(sequencedBodyLen(seqNr, total, len(payload))))
 	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, uint64(seqNr))
+	if total > 0 {
+		v := uvarintLen(uint64(total))
+		dst = binary.AppendUvarint(dst, uint64(2+v)) // the block: tag, len, value
+		dst = append(dst, extTotalSize, byte(v))
+		dst = binary.AppendUvarint(dst, uint64(total))
+	}
 	return append(dst, payload...)
 }
 
-func appendRegister(dst []byte) []byte {
-	return append(dst, byte(msgRegister), 0)
+func sequencedBodyLen(seqNr SeqNr, total, payloadLen int) int {
+	n := 1 + uvarintLen(uint64(seqNr)) + payloadLen
+	if total > 0 {
+		v := uvarintLen(uint64(total))
+		n += uvarintLen(uint64(2+v)) + 2 + v
+	}
+	return n
 }
 
-func appendRequest(dst []byte, confirmed, upTo SeqNr, flags byte) []byte {
-	bodyLen := uvarintLen(uint64(confirmed)) + uvarintLen(uint64(upTo)) + 1
+// sequencedSize is the exact number of bytes appendSequenced adds.
+func sequencedSize(seqNr SeqNr, total, payloadLen int) int {
+	bodyLen := sequencedBodyLen(seqNr, total, payloadLen)
+	return 1 + uvarintLen(uint64(bodyLen)) + bodyLen
+}
+
+// The control messages' sizes are bounded by controlMessageMax.
+const controlMessageMax = 1 + 1 + 4*binary.MaxVarintLen64 + 1
+
+func appendRegister(dst []byte, maxMsg int) []byte {
+	dst = append(dst, byte(msgRegister), byte(uvarintLen(uint64(maxMsg))))
+	return binary.AppendUvarint(dst, uint64(maxMsg))
+}
+
+func appendRequest(dst []byte, confirmed, upTo SeqNr, flags byte, maxMsg int) []byte {
+	bodyLen := uvarintLen(uint64(confirmed)) + uvarintLen(uint64(upTo)) + 1 + uvarintLen(uint64(maxMsg))
 	dst = append(dst, byte(msgRequest))
 	dst = binary.AppendUvarint(dst, uint64(bodyLen))
 	dst = binary.AppendUvarint(dst, uint64(confirmed))
 	dst = binary.AppendUvarint(dst, uint64(upTo))
-	return append(dst, flags)
+	dst = append(dst, flags)
+	return binary.AppendUvarint(dst, uint64(maxMsg))
 }
 
-// appendSeqOnly writes an ack or a resend: a message whose body is one number.
-func appendSeqOnly(dst []byte, typ msgType, n SeqNr) []byte {
-	dst = append(dst, byte(typ))
-	dst = binary.AppendUvarint(dst, uint64(uvarintLen(uint64(n))))
-	return binary.AppendUvarint(dst, uint64(n))
+func appendAck(dst []byte, confirmed SeqNr, maxMsg int) []byte {
+	dst = append(dst, byte(msgAck), byte(uvarintLen(uint64(confirmed))+uvarintLen(uint64(maxMsg))))
+	dst = binary.AppendUvarint(dst, uint64(confirmed))
+	return binary.AppendUvarint(dst, uint64(maxMsg))
 }
 
-// sequencedSize is the exact number of bytes appendSequenced adds.
-func sequencedSize(seqNr SeqNr, payloadLen int) int {
-	bodyLen := 1 + uvarintLen(uint64(seqNr)) + payloadLen
-	return 1 + uvarintLen(uint64(bodyLen)) + bodyLen
+func appendResend(dst []byte, from SeqNr) []byte {
+	dst = append(dst, byte(msgResend), byte(uvarintLen(uint64(from))))
+	return binary.AppendUvarint(dst, uint64(from))
 }
 
 func uvarintLen(v uint64) int {
@@ -166,11 +234,14 @@ func parseFrameHeader(b []byte) (frameHeader, int, error) {
 	if len(b) < 3 {
 		return h, 0, &FrameError{Offset: 0, Reason: fmt.Sprintf("%d bytes is shorter than a frame header", len(b))}
 	}
+	if b[0] == sealMagic {
+		return h, 0, &FrameError{Offset: 0, Reason: "a sealed frame, and this end has no secret to open it: give both ends of the stream the same secret (BRIDGE_SECRET)"}
+	}
 	if b[0] != wireMagic {
 		return h, 0, &FrameError{Offset: 0, Reason: fmt.Sprintf("bad magic byte 0x%02x", b[0])}
 	}
 	if b[1] != wireVersion {
-		return h, 0, &FrameError{Offset: 1, Reason: fmt.Sprintf("wire version %d (this build speaks %d)", b[1], wireVersion), Err: ErrUnsupportedVersion}
+		return h, 0, &FrameError{Offset: 1, Reason: fmt.Sprintf("wire version %d; this build speaks %d: both ends of a stream must run builds of the same wire version", b[1], wireVersion), Err: ErrUnsupportedVersion}
 	}
 	h.kind = frameKind(b[2])
 	if h.kind != dataFrame && h.kind != controlFrame {
@@ -262,16 +333,34 @@ func decodeBody(m *wireMsg, body []byte, kind frameKind) *FrameError {
 		if m.seqNr == 0 {
 			return &FrameError{Offset: 1, Reason: "sequence number 0"}
 		}
+		if m.has(flagExt) {
+			var extLen uint64
+			start := off
+			if extLen, off, err = readUvarint(body, off, "extension block length"); err != nil {
+				return err
+			}
+			if extLen > uint64(len(body)-off) {
+				return &FrameError{Offset: start, Reason: "extension block overruns the message"}
+			}
+			end := off + int(extLen)
+			if err := decodeExtensions(m, body[:end], off); err != nil {
+				return err
+			}
+			off = end
+		}
+		if m.has(flagRefused) && off != len(body) {
+			return &FrameError{Offset: off, Reason: "a tombstone with a payload"}
+		}
 		m.payload = body[off:len(body):len(body)]
 		return nil
 	case msgRegister:
 		if kind != controlFrame {
 			return wrongKind()
 		}
-		if len(body) != 0 {
-			return &FrameError{Offset: 0, Reason: "register with a body"}
+		if m.maxMsg, off, err = readUvarint(body, 0, "largest message size"); err != nil {
+			return err
 		}
-		return nil
+		return decodeExtensions(m, body, off)
 	case msgRequest:
 		if kind != controlFrame {
 			return wrongKind()
@@ -287,28 +376,72 @@ func decodeBody(m *wireMsg, body []byte, kind frameKind) *FrameError {
 		if m.upTo < m.seqNr {
 			return &FrameError{Offset: 0, Reason: fmt.Sprintf("request up to %d is below confirmed %d", m.upTo, m.seqNr)}
 		}
-		if off != len(body)-1 {
-			return &FrameError{Offset: off, Reason: "request body has the wrong length"}
+		if off >= len(body) {
+			return &FrameError{Offset: off, Reason: "request flags missing"}
 		}
 		m.flags = body[off]
 		if m.flags&^reqFlagsKnown != 0 {
 			return &FrameError{Offset: off, Reason: fmt.Sprintf("unknown request flags 0x%02x", m.flags)}
 		}
-		return nil
-	case msgAck, msgResend:
+		if m.maxMsg, off, err = readUvarint(body, off+1, "largest message size"); err != nil {
+			return err
+		}
+		return decodeExtensions(m, body, off)
+	case msgAck:
 		if kind != controlFrame {
 			return wrongKind()
 		}
 		if v, off, err = readUvarint(body, 0, "sequence number"); err != nil {
 			return err
 		}
-		if off != len(body) {
-			return &FrameError{Offset: off, Reason: "trailing bytes after the sequence number"}
+		m.seqNr = SeqNr(v)
+		if m.maxMsg, off, err = readUvarint(body, off, "largest message size"); err != nil {
+			return err
+		}
+		return decodeExtensions(m, body, off)
+	case msgResend:
+		if kind != controlFrame {
+			return wrongKind()
+		}
+		if v, off, err = readUvarint(body, 0, "sequence number"); err != nil {
+			return err
 		}
 		m.seqNr = SeqNr(v)
-		return nil
+		return decodeExtensions(m, body, off)
 	}
 	return &FrameError{Offset: -1, Reason: fmt.Sprintf("unknown message type %d", m.typ)}
+}
+
+// decodeExtensions reads the extensions in b[off:]: those it knows into m,
+// unknown ones skipped, unless critical.
+func decodeExtensions(m *wireMsg, b []byte, off int) *FrameError {
+	for off < len(b) {
+		start := off
+		tag := b[off]
+		n, voff, err := readUvarint(b, off+1, "extension length")
+		if err != nil {
+			return err
+		}
+		if n > uint64(len(b)-voff) {
+			return &FrameError{Offset: start, Reason: fmt.Sprintf("extension %d of %d bytes overruns the message", tag, n)}
+		}
+		value := b[voff : voff+int(n)]
+		off = voff + int(n)
+		switch {
+		case tag == extTotalSize && m.typ == msgSequenced:
+			if !m.has(flagFirstChunk) || m.has(flagLastChunk) {
+				return &FrameError{Offset: start, Reason: "a total size on a message that is not the first chunk of a chunked one"}
+			}
+			v, k, err := readUvarint(value, 0, "total size")
+			if err != nil || k != len(value) || v == 0 {
+				return &FrameError{Offset: start, Reason: "a malformed total size"}
+			}
+			m.total = v
+		case tag&extCritical != 0:
+			return &FrameError{Offset: start, Reason: fmt.Sprintf("unknown critical extension %d: the peer speaks a later version 2", tag&^extCritical), Err: ErrUnsupportedVersion}
+		}
+	}
+	return nil
 }
 
 func readUvarint(b []byte, off int, what string) (uint64, int, *FrameError) {

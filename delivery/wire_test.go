@@ -16,13 +16,15 @@ func encodeFrame(h frameHeader, msgs []wireMsg) []byte {
 	for _, m := range msgs {
 		switch m.typ {
 		case msgSequenced:
-			b = appendSequenced(b, m.flags, m.seqNr, m.payload)
+			b = appendSequenced(b, m.flags&^flagExt, m.seqNr, int(m.total), m.payload)
 		case msgRegister:
-			b = appendRegister(b)
+			b = appendRegister(b, int(m.maxMsg))
 		case msgRequest:
-			b = appendRequest(b, m.seqNr, m.upTo, m.flags)
-		case msgAck, msgResend:
-			b = appendSeqOnly(b, m.typ, m.seqNr)
+			b = appendRequest(b, m.seqNr, m.upTo, m.flags, int(m.maxMsg))
+		case msgAck:
+			b = appendAck(b, m.seqNr, int(m.maxMsg))
+		case msgResend:
+			b = appendResend(b, m.seqNr)
 		}
 	}
 	return b
@@ -59,19 +61,21 @@ func sampleFrames() []struct {
 	}{
 		{frameHeader{kind: dataFrame, producerEpoch: 1, consumerEpoch: 0, producerID: "p"}, []wireMsg{
 			{typ: msgSequenced, flags: flagFirst | flagFirstChunk | flagLastChunk, seqNr: 1, payload: []byte("hello")},
-			{typ: msgSequenced, flags: flagFirstChunk, seqNr: 2, payload: big},
+			{typ: msgSequenced, flags: flagFirstChunk | flagExt, seqNr: 2, total: 70000, payload: big},
 			{typ: msgSequenced, flags: flagLastChunk | flagAck, seqNr: 3, payload: []byte{}},
+			{typ: msgSequenced, flags: flagFirstChunk | flagRefused | flagExt, seqNr: 4, total: 1 << 40, payload: []byte{}},
+			{typ: msgSequenced, flags: flagLastChunk | flagRefused, seqNr: 5, payload: []byte{}},
 		}},
 		{frameHeader{kind: dataFrame, producerEpoch: math.MaxUint64, consumerEpoch: math.MaxUint64, producerID: strings.Repeat("é", 127)}, []wireMsg{
 			{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk, seqNr: math.MaxUint64, payload: []byte("z")},
 		}},
 		{frameHeader{kind: controlFrame, producerEpoch: 0, consumerEpoch: 42, producerID: ""}, []wireMsg{
-			{typ: msgRegister},
+			{typ: msgRegister, maxMsg: 16 << 20},
 		}},
 		{frameHeader{kind: controlFrame, producerEpoch: 7, consumerEpoch: 42, producerID: "orders"}, []wireMsg{
-			{typ: msgRequest, seqNr: 10, upTo: 1010, flags: reqSupportResend},
-			{typ: msgRequest, seqNr: 0, upTo: 0, flags: reqSupportResend | reqViaTimeout},
-			{typ: msgAck, seqNr: 11},
+			{typ: msgRequest, seqNr: 10, upTo: 1010, flags: reqSupportResend, maxMsg: 1},
+			{typ: msgRequest, seqNr: 0, upTo: 0, flags: reqSupportResend | reqViaTimeout, maxMsg: math.MaxUint64},
+			{typ: msgAck, seqNr: 11, maxMsg: 300},
 			{typ: msgResend, seqNr: 12},
 		}},
 		{frameHeader{kind: controlFrame, producerEpoch: 7, consumerEpoch: 42, producerID: "orders"}, nil},
@@ -99,8 +103,8 @@ func TestWireRoundTrip(t *testing.T) {
 		for _, m := range f.msgs {
 			if m.typ == msgSequenced {
 				// The size the producer reserves is exact.
-				if got := len(appendSequenced(nil, m.flags, m.seqNr, m.payload)); got != sequencedSize(m.seqNr, len(m.payload)) {
-					t.Errorf("sequencedSize(%d, %d) = %d, appended %d", m.seqNr, len(m.payload), sequencedSize(m.seqNr, len(m.payload)), got)
+				if got, want := len(appendSequenced(nil, m.flags, m.seqNr, int(m.total), m.payload)), sequencedSize(m.seqNr, int(m.total), len(m.payload)); got != want {
+					t.Errorf("sequencedSize(%d, %d, %d) = %d, appended %d", m.seqNr, m.total, len(m.payload), want, got)
 				}
 			}
 		}
@@ -109,7 +113,7 @@ func TestWireRoundTrip(t *testing.T) {
 
 func TestWireRejects(t *testing.T) {
 	valid := encodeFrame(frameHeader{kind: controlFrame, producerEpoch: 1, consumerEpoch: 2, producerID: "p"},
-		[]wireMsg{{typ: msgAck, seqNr: 5}})
+		[]wireMsg{{typ: msgAck, seqNr: 5, maxMsg: 9}})
 	data := encodeFrame(frameHeader{kind: dataFrame, producerEpoch: 1, producerID: "p"},
 		[]wireMsg{{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk, seqNr: 1, payload: []byte("ab")}})
 	mutate := func(b []byte, f func([]byte) []byte) []byte { return f(append([]byte(nil), b...)) }
@@ -121,22 +125,28 @@ func TestWireRejects(t *testing.T) {
 	}{
 		{"empty", nil, "shorter than a frame header", false},
 		{"bad magic", mutate(valid, func(b []byte) []byte { b[0] = 'G'; return b }), "bad magic", false},
-		{"future version", mutate(valid, func(b []byte) []byte { b[1] = 2; return b }), "wire version 2", true},
+		{"future version", mutate(valid, func(b []byte) []byte { b[1] = 3; return b }), "wire version 3; this build speaks 2", true},
+		{"version 1 peer", mutate(valid, func(b []byte) []byte { b[1] = 1; return b }), "wire version 1; this build speaks 2: both ends", true},
+		{"a sealed frame", mutate(valid, func(b []byte) []byte { b[0] = sealMagic; return b }), "no secret to open it", false},
 		{"unknown kind", mutate(valid, func(b []byte) []byte { b[2] = 9; return b }), "unknown frame kind", false},
 		{"truncated header", valid[:4], "consumer epoch missing", false},
 		{"no producer ID length", valid[:5], "before the producer ID", false},
 		{"epoch varint overflow", append([]byte{wireMagic, wireVersion, 2}, bytes.Repeat([]byte{0xff}, 11)...), "not a valid varint", false},
 		{"ID overruns", []byte{wireMagic, wireVersion, 2, 1, 1, 200, 'p'}, "overruns the frame", false},
 		{"ID not UTF-8", []byte{wireMagic, wireVersion, 2, 1, 1, 1, 0xff}, "UTF-8", false},
-		{"message overruns", mutate(valid, func(b []byte) []byte { b[len(b)-2] = 100; return b }), "overruns the frame", false},
+		{"message overruns", mutate(valid, func(b []byte) []byte { b[len(b)-3] = 100; return b }), "overruns the frame", false},
 		{"truncated message", valid[:len(valid)-1], "overruns the frame", false},
-		{"unknown message type", mutate(valid, func(b []byte) []byte { b[len(b)-3] = 99; return b }), "unknown message type", false},
+		{"unknown message type", mutate(valid, func(b []byte) []byte { b[len(b)-4] = 99; return b }), "unknown message type", false},
 		{"sequenced in a control frame", mutate(data, func(b []byte) []byte { b[2] = 2; return b }), "in a control frame", false},
 		{"ack in a data frame", mutate(valid, func(b []byte) []byte { b[2] = 1; return b }), "in a data frame", false},
 		{"unknown flags", mutate(data, func(b []byte) []byte { b[len(b)-4] = 0x80; return b }), "unknown message flags", false},
 		{"sequence number 0", mutate(data, func(b []byte) []byte { b[len(b)-3] = 0; return b }), "sequence number 0", false},
 		{"request below confirmed", encodeFrame(frameHeader{kind: controlFrame}, []wireMsg{{typ: msgRequest, seqNr: 9, upTo: 3}}), "below confirmed", false},
-		{"ack with trailing bytes", append(mutate(valid, func(b []byte) []byte { b[len(b)-2] = 2; return b }), 0), "trailing bytes", false},
+		{"ack without its limit", mutate(valid, func(b []byte) []byte { b[len(b)-3] = 1; return b[:len(b)-1] }), "largest message size missing", false},
+		{"unknown critical extension", append(mutate(valid, func(b []byte) []byte { b[len(b)-3] += 3; return b }), 0x85, 1, 0), "unknown critical extension 5", true},
+		{"an extension overruns", append(mutate(valid, func(b []byte) []byte { b[len(b)-3] += 2; return b }), 0x05, 9), "overruns the message", false},
+		{"a tombstone with a payload", encodeFrame(frameHeader{kind: dataFrame}, []wireMsg{{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk | flagRefused, seqNr: 1, payload: []byte("x")}}), "tombstone with a payload", false},
+		{"a total size on a whole message", encodeFrame(frameHeader{kind: dataFrame}, []wireMsg{{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk, seqNr: 1, total: 5, payload: []byte("x")}}), "not the first chunk", false},
 	}
 	for _, c := range cases {
 		_, _, err := decodeFrame(c.b)
@@ -203,7 +213,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		for i := range msgs {
 			a, b := msgs[i], msgs2[i]
-			if a.typ != b.typ || a.flags != b.flags || a.seqNr != b.seqNr || a.upTo != b.upTo || !bytes.Equal(a.payload, b.payload) {
+			if a.typ != b.typ || a.flags&^flagExt != b.flags&^flagExt || a.seqNr != b.seqNr || a.upTo != b.upTo || a.maxMsg != b.maxMsg || a.total != b.total || !bytes.Equal(a.payload, b.payload) {
 				t.Fatalf("message %d changed: %+v vs %+v", i, a, b)
 			}
 		}
