@@ -16,6 +16,16 @@ import (
 // Receive. Frames run up to a megabyte, so it stays small.
 const receiverQueue = 16
 
+// FetchBatches is how many of the largest record batches a topic takes
+// (Config.MaxMessageBytes, or the topic's max.message.bytes) one fetch may
+// bring: the Reader's MaxBytes, 8 MiB at Kafka's default. The Reader asks for
+// the next fetch only once Receive has taken the last one's frames, so with
+// frames near the limit (large messages, a full window) 2 cost a round trip
+// to the broker every two frames. kafka-go reads a fetch's answer as Receive
+// takes its frames: this bounds a round trip's worth, not memory
+// (receiverQueue does). Kafka's own consumer asks for up to 50 MiB a fetch.
+const FetchBatches = 8
+
 // receiver reads a link's incoming frames from partition 0 of its topic with
 // a kafka-go Reader bound to that partition (no consumer group: see the
 // package documentation). One goroutine (run) calls FetchMessage, which never
@@ -61,7 +71,7 @@ func newReader(cfg *Config, conns *connTracker, topic string, maxMessageBytes in
 		},
 		QueueCapacity:   receiverQueue,
 		MinBytes:        1,
-		MaxBytes:        2 * maxMessageBytes, // a record batch is at most maxMessageBytes
+		MaxBytes:        FetchBatches * maxMessageBytes,
 		MaxWait:         cfg.FetchMaxWait,
 		ReadLagInterval: -1,
 		ReadBackoffMin:  firstRetryBackoff,

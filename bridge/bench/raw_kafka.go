@@ -136,7 +136,7 @@ func rawKafkaPipe(ctx context.Context, admin *kafkago.Client, transport *kafkago
 		Topic:           topic,
 		Dialer:          dialer,
 		MinBytes:        1,
-		MaxBytes:        2 * kafkacarrier.DefaultMaxMessageBytes,
+		MaxBytes:        kafkacarrier.FetchBatches * kafkacarrier.DefaultMaxMessageBytes,
 		MaxWait:         kafkacarrier.DefaultFetchMaxWait,
 		QueueCapacity:   16,
 		ReadLagInterval: -1,
