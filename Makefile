@@ -49,9 +49,9 @@ BENCH_SIZES  ?= 128,65536
 BENCH_REPORT ?= bench.html
 
 ## bench: the Go benchmarks (the protocol, the durable queue, the tcp carrier), then
-## `bridge bench`: tcp, NATS core and JetStream, RabbitMQ (those of `make brokers`) and
-## Kafka (kfake, labelled a test broker), each raw against reliable, in one run, with
-## an HTML report in BENCH_REPORT
+## `bridge bench`: tcp, NATS core and JetStream, RabbitMQ and Apache Kafka (those of
+## `make brokers`, Kafka labelled with its version), each raw against reliable, in one
+## run, with an HTML report in BENCH_REPORT
 bench: brokers
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./delivery/... ./adapters/tcp
 	$(GO) build -o bin/bridge ./cmd/bridge
@@ -59,8 +59,10 @@ bench: brokers
 	BRIDGE_BENCH_SIZE=$(BENCH_SIZES) BRIDGE_BENCH_REPORT=$(BENCH_REPORT) \
 	BRIDGE_NATS_URL=$${BRIDGE_NATS_URL:-nats://127.0.0.1:4222} \
 	BRIDGE_AMQP_URL=$${BRIDGE_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
+	BRIDGE_KAFKA_BROKERS=$${BRIDGE_KAFKA_BROKERS:-127.0.0.1:9092} \
+	BRIDGE_BENCH_KAFKA_LABEL="$${BRIDGE_BENCH_KAFKA_LABEL:-Apache Kafka $$(./.ci/kafka version 2>/dev/null), one node}" \
 	BRIDGE_LOG_LEVEL=$${BRIDGE_LOG_LEVEL:-warn} \
-	$(GO) run ./cmd/bridge/testdata/kfake bin/bridge bench
+	bin/bridge bench
 
 ## bench-chart: docs/bench.png, the README's picture, from the report of `make bench`
 bench-chart:
