@@ -162,8 +162,8 @@ type KafkaCtl struct {
 //
 // A test that takes it must not run beside tests of its own process that
 // use Kafka, or it would wait for them while they wait for it: it must not
-// be parallel, nor a subtest of one that called Kafka. It fails at once if
-// it is.
+// be parallel, nor a subtest of one that called Kafka. When tests of its own
+// process hold the broker, it fails at once rather than wait.
 func KafkaExclusive(t testing.TB) *KafkaCtl {
 	t.Helper()
 	cmd := strings.Fields(os.Getenv(KafkaCtlVar))
@@ -243,6 +243,8 @@ func (k *KafkaCtl) run(t testing.TB, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, k.cmd[0], append(k.cmd[1:], args...)...)
+	// The hold is this test's already: .ci/kafka must not wait for it.
+	cmd.Env = append(os.Environ(), "BRIDGE_TEST_KAFKA_HELD=1")
 	var stdout, stderr Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	began := time.Now()
@@ -296,7 +298,9 @@ var kafkaShared struct {
 
 // holdKafka holds the Kafka at brokers, shared or exclusive, until t ends:
 // an flock on a file named after them in the temporary directory, which
-// every test process on the machine takes before it uses that Kafka.
+// every test process on the machine takes before it uses that Kafka, and
+// .ci/kafka before it stops the broker (for 127.0.0.1:9092,
+// bridge-test-kafka-127.0.0.1_9092.lock).
 func holdKafka(t testing.TB, brokers []string, exclusive bool) {
 	t.Helper()
 	how, what := syscall.LOCK_SH, "shared"
