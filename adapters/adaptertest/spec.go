@@ -40,6 +40,14 @@ type Spec struct {
 	// did not release when it closed are delivered again to the next one.
 	Release bool
 
+	// Inject sends frame to the end to of stream as a stranger would: through
+	// the broker (publishing to the stream's subject, queue or topic with a
+	// client of its own) or into the connection, so that the links under
+	// test receive it among their peer's frames. The hostile tests need it.
+	// It must not call t.Fatal (the suite calls it aside from the test's
+	// goroutine): t.Error, and go on.
+	Inject func(t testing.TB, stream string, to delivery.End, frame []byte)
+
 	// MaxFrameSize is the largest frame the carrier carries; Send refuses a
 	// larger one with a *delivery.FrameTooLargeError that says so, and the
 	// link stays usable. 0: the carrier has no limit the suite should test.
@@ -80,8 +88,9 @@ var startedAt = time.Now().UnixNano() % 1e9
 // Run runs the conformance suite against s.Carrier: raw frames in order in
 // both directions, reliable delivery of many and of large chunked
 // messages, many streams side by side, close and reopen, consumer
-// restarts, connection cuts, a slow consumer, and the claimed Queue,
-// Release and MaxFrameSize properties. Each test uses a stream of its own;
+// restarts, connection cuts, a slow consumer, the claimed Queue, Release
+// and MaxFrameSize properties, and a sealed stream among strangers' frames
+// (see Spec.Inject). Each test uses a stream of its own;
 // tests run in parallel.
 func Run(t *testing.T, s Spec) {
 	if s.Carrier == nil {
@@ -103,6 +112,7 @@ func Run(t *testing.T, s Spec) {
 		{"Queue", testQueue},
 		{"Release", testRelease},
 		{"FrameTooLarge", testFrameTooLarge},
+		{"Hostile", testHostile},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

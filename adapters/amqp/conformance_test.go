@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/amqp"
 	"github.com/bridge-mq/bridge/delivery"
@@ -93,6 +95,18 @@ func TestConformance(t *testing.T) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
+	// A stranger publishes with a connection and a channel of its own,
+	// through the default exchange, straight to a stream's queues.
+	stranger, err := amqp091.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stranger.Close() })
+	strangerCh, err := stranger.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var strangerMu sync.Mutex
 	adaptertest.Run(t, adaptertest.Spec{
 		Name:    "amqp",
 		Carrier: cs,
@@ -100,6 +114,17 @@ func TestConformance(t *testing.T) {
 			name := cs.name(stream)
 			if n := cutConnections(t, ctl, name); n == 0 {
 				t.Errorf("no connection of %s to cut", name)
+			}
+		},
+		Inject: func(t testing.TB, stream string, to delivery.End, frame []byte) {
+			queue := cs.cfg.QueuePrefix + stream + ".data"
+			if to == delivery.ProducerEnd {
+				queue = cs.cfg.QueuePrefix + stream + ".control"
+			}
+			strangerMu.Lock() // a channel is not for concurrent use
+			defer strangerMu.Unlock()
+			if err := strangerCh.PublishWithContext(context.Background(), "", queue, false, false, amqp091.Publishing{Body: frame}); err != nil {
+				t.Errorf("stranger: publish to %s: %v", queue, err)
 			}
 		},
 		Queue:        true,

@@ -5,6 +5,7 @@ import (
 
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/memory"
+	"github.com/bridge-mq/bridge/delivery"
 )
 
 // spec describes a memory carrier with opts to the suite; it is closed at
@@ -23,6 +24,9 @@ func spec(t *testing.T, name string, opts memory.Options) adaptertest.Spec {
 			pipe := c.Pipe(stream)
 			pipe.Cut()
 			pipe.Restore()
+		},
+		Inject: func(_ testing.TB, stream string, to delivery.End, frame []byte) {
+			c.Pipe(stream).Inject(to, frame)
 		},
 		Queue:        opts.Queue,
 		Release:      opts.Queue,

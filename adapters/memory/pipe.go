@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/bridge-mq/bridge/delivery"
 )
 
 // ErrDisconnected is returned by Send while the pipe is cut. The frame is
@@ -236,6 +239,20 @@ func (p *Pipe) receiverAttached(d *direction) bool {
 		end = p.producer
 	}
 	return end != nil && !end.closed
+}
+
+// Inject puts frame in the way of the end to, as a stranger with access to
+// the carrier would (a client publishing to a broker's queue): behind what
+// is queued for that end, with the pipe's faults, whatever its own ends do.
+// The conformance suite's hostile tests play strangers with it.
+func (p *Pipe) Inject(to delivery.End, frame []byte) {
+	d := p.toConsumer
+	if to == delivery.ProducerEnd {
+		d = p.toProducer
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.enqueueLocked(d, slices.Clone(frame))
 }
 
 // enqueueLocked applies the faults to a frame sent into d; p.mu must be

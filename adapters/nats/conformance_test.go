@@ -14,7 +14,7 @@ func TestConformance(t *testing.T) {
 	for _, mode := range []nats.Mode{nats.ModeCore, nats.ModeJetStream} {
 		t.Run(string(mode), func(t *testing.T) {
 			c := newCarrier(t, testConfig(srv.URL(), mode))
-			adaptertest.Run(t, conformanceSpec(t, "nats "+string(mode)+" (embedded)", c))
+			adaptertest.Run(t, conformanceSpec(t, "nats "+string(mode)+" (embedded)", c, srv.URL()))
 		})
 	}
 }
@@ -26,7 +26,7 @@ func TestConformanceMachineNATS(t *testing.T) {
 	for _, mode := range []nats.Mode{nats.ModeCore, nats.ModeJetStream} {
 		t.Run(string(mode), func(t *testing.T) {
 			c := newCarrier(t, testConfig(url, mode))
-			adaptertest.Run(t, conformanceSpec(t, "nats "+string(mode)+" ("+url+")", c))
+			adaptertest.Run(t, conformanceSpec(t, "nats "+string(mode)+" ("+url+")", c, url))
 		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/nats"
 	"github.com/bridge-mq/bridge/delivery"
@@ -114,15 +116,32 @@ func deleteWhenDone(t testing.TB, c *nats.Carrier, stream string) {
 	})
 }
 
-// conformanceSpec describes c to the conformance suite, which opens its
-// links through c. In JetStream mode the streams it leaves are deleted when
-// the test ends.
-func conformanceSpec(t *testing.T, name string, c *nats.Carrier) adaptertest.Spec {
+// conformanceSpec describes c, on the server at url with the subjects of
+// testConfig, to the conformance suite, which opens its links through c.
+// In JetStream mode the streams it leaves are deleted when the test ends. A
+// stranger publishes on a connection of its own to the stream's subjects
+// (in JetStream mode the stream takes what is published to its subject,
+// from anyone).
+func conformanceSpec(t *testing.T, name string, c *nats.Carrier, url string) adaptertest.Spec {
 	jetStream := c.Mode() == nats.ModeJetStream
+	stranger, err := natsgo.Connect(url, natsgo.Name("conformance stranger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stranger.Close)
 	return adaptertest.Spec{
-		Name:         name,
-		Carrier:      adaptertest.DeleteStreamsAtCleanup(t, c),
-		Cut:          func(_ testing.TB, stream string) { c.CutStream(stream) },
+		Name:    name,
+		Carrier: adaptertest.DeleteStreamsAtCleanup(t, c),
+		Cut:     func(_ testing.TB, stream string) { c.CutStream(stream) },
+		Inject: func(t testing.TB, stream string, to delivery.End, frame []byte) {
+			subject := "bridgetest." + runID + "." + stream + ".data"
+			if to == delivery.ProducerEnd {
+				subject = "bridgetest." + runID + "." + stream + ".control"
+			}
+			if err := stranger.Publish(subject, frame); err != nil {
+				t.Errorf("stranger: publish to %s: %v", subject, err)
+			}
+		},
 		Queue:        jetStream,
 		Release:      jetStream,
 		MaxFrameSize: c.MaxFrameSize(),

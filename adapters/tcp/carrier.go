@@ -141,6 +141,18 @@ func (c *Carrier) addrLocked() string {
 // is down, why. After Close it reports ErrClosed.
 func (c *Carrier) Status() delivery.LinkStatus { return c.links.Status(ErrClosed) }
 
+// ListenerStats returns the counts of the carrier's listener (see
+// Listener.Stats); all zero while it has none.
+func (c *Carrier) ListenerStats() ListenerStats {
+	c.mu.Lock()
+	ln := c.ln
+	c.mu.Unlock()
+	if ln == nil {
+		return ListenerStats{}
+	}
+	return ln.Stats()
+}
+
 // Close closes every link the carrier made and its listener, and waits for
 // their goroutines. Idempotent.
 func (c *Carrier) Close() error {

@@ -34,6 +34,33 @@ func TestNewChecksWithoutIO(t *testing.T) {
 	if _, err := tcp.New("127.0.0.1:0", delivery.ConsumerEnd, tcp.Config{Keepalive: time.Second, IdleTimeout: time.Second}); !errors.As(err, &ce) || ce.Field != "IdleTimeout" {
 		t.Errorf("a bad IdleTimeout: %v; want a *ConfigError for it", err)
 	}
+	for _, cfg := range []tcp.Config{{MaxHandshakes: -1}, {MaxHandshakesPerHost: -1}} {
+		if _, err := tcp.Listen(context.Background(), "127.0.0.1:0", cfg); !errors.As(err, &ce) || !strings.HasPrefix(ce.Field, "MaxHandshakes") {
+			t.Errorf("Listen with %+v: %v; want a *ConfigError for it", cfg, err)
+		}
+	}
+
+	// A secret shorter than MinSecretLen is refused by every constructor,
+	// and the error does not print it; an empty one (no secret) and one of
+	// MinSecretLen bytes are fine.
+	short := strings.Repeat("k", tcp.MinSecretLen-1)
+	for name, err := range map[string]error{
+		"New":    second(tcp.New("127.0.0.1:0", delivery.ConsumerEnd, tcp.Config{Secret: short})),
+		"Listen": second(tcp.Listen(context.Background(), "127.0.0.1:0", tcp.Config{Secret: short})),
+		"Dial":   second(tcp.Dial(context.Background(), "127.0.0.1:1", "s", delivery.ProducerEnd, tcp.Config{Secret: short})),
+	} {
+		if !errors.As(err, &ce) || ce.Field != "Secret" || !strings.Contains(err.Error(), "at least 16 bytes") || strings.Contains(err.Error(), short) {
+			t.Errorf("%s with a %d-byte secret: %v; want a *ConfigError for Secret saying at least 16 bytes, without the secret", name, len(short), err)
+		}
+	}
+	for _, secret := range []string{"", short + "k"} {
+		c, err := tcp.New("127.0.0.1:0", delivery.ConsumerEnd, tcp.Config{Secret: secret})
+		if err != nil {
+			t.Errorf("New with a %d-byte secret: %v", len(secret), err)
+			continue
+		}
+		c.Close()
+	}
 
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,12 +113,7 @@ func TestTwoCarriers(t *testing.T) {
 	if consumerSide.Addr() != addr || producerSide.Addr() != addr {
 		t.Errorf("Addr() = %s and %s; want %s", consumerSide.Addr(), producerSide.Addr(), addr)
 	}
-	if err := producer.Send(ctx, []byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	if f, err := consumer.Receive(ctx); err != nil || string(f.Data) != "hello" {
-		t.Fatalf("Receive = %q, %v", f.Data, err)
-	}
+	sendOne(t, ctx, producer, consumer, "hello")
 	waitConnected(t, ctx, producerSide, consumerSide)
 
 	producer.Cut()
@@ -134,12 +156,7 @@ func TestCarrierBothEndsOnPortZero(t *testing.T) {
 	if producer.End() != delivery.ProducerEnd || consumer.End() != delivery.ConsumerEnd {
 		t.Errorf("End() = %v, %v", producer.End(), consumer.End())
 	}
-	if err := producer.Send(ctx, []byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := consumer.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sendOne(t, ctx, producer, consumer, "x")
 	for msg, want := range map[string][]string{
 		"listening": {"addr=" + c.Addr(), "tls=off"},
 		"dialing":   {"end=producer", "addr=" + c.Addr(), "tls=off"},
@@ -151,6 +168,15 @@ func TestCarrierBothEndsOnPortZero(t *testing.T) {
 			}
 		}
 	}
+}
+
+// second returns the error of a constructor's two results, closing what
+// it made if anything.
+func second[T interface{ Close() error }](v T, err error) error {
+	if err == nil {
+		v.Close()
+	}
+	return err
 }
 
 // logLine returns the first line of log that contains s.
@@ -250,12 +276,7 @@ func TestCarrierOneTLSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := producer.Send(ctx, []byte("over tls")); err != nil {
-		t.Fatal(err)
-	}
-	if f, err := consumer.Receive(ctx); err != nil || string(f.Data) != "over tls" {
-		t.Fatalf("Receive = %q, %v", f.Data, err)
-	}
+	sendOne(t, ctx, producer, consumer, "over tls")
 
 	noCert := testConfig
 	noCert.TLS = &tls.Config{RootCAs: p.pool}
@@ -270,6 +291,17 @@ func TestCarrierOneTLSConfig(t *testing.T) {
 	defer dialOnly.Close()
 	if _, err := dialOnly.Link(ctx, "s", delivery.ConsumerEnd); !errors.As(err, &ce) {
 		t.Errorf("the listening end with no certificate: %v; want a *ConfigError", err)
+	}
+}
+
+// sendOne sends msg on from and fails t unless to receives it next.
+func sendOne(t *testing.T, ctx context.Context, from, to *tcp.Link, msg string) {
+	t.Helper()
+	if err := from.Send(ctx, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := to.Receive(ctx); err != nil || string(f.Data) != msg {
+		t.Fatalf("Receive = %q, %v; want %q", f.Data, err, msg)
 	}
 }
 

@@ -31,16 +31,40 @@ const (
 	// connection; Send blocks beyond it, which passes the peer's
 	// back-pressure on.
 	DefaultWriteBuffer = 4 << 20
+	// DefaultMaxHandshakes bounds the connections a Listener holds in their
+	// handshake at once; DefaultMaxHandshakesPerHost those from one source
+	// address. Each costs a goroutine and a few hundred bytes until it is
+	// authenticated or HandshakeTimeout ends it, so a flood of silent
+	// connections holds at most 64 of them for 5 s each.
+	DefaultMaxHandshakes        = 64
+	DefaultMaxHandshakesPerHost = 8
+
+	// MinSecretLen is the shortest Secret accepted: a guess at a shorter one
+	// is too likely to succeed. Use a long random secret (32 bytes from
+	// crypto/rand, say), not a password.
+	MinSecretLen = 16
 )
 
 // Config configures both sides of the TCP carrier. Both ends of a stream
 // must agree on Secret, and on TLS if either uses it.
 type Config struct {
 	// Secret, when set, is a shared secret each side proves it knows before
-	// any frame is accepted (an HMAC-SHA256 challenge and response in both
-	// directions; the secret itself never crosses the wire). A peer that
-	// fails is refused. Default: none, and the handshake checks only the
-	// protocol version and the stream.
+	// any frame crosses the connection: an HMAC-SHA256 challenge and
+	// response in both directions, the dialer first, so that the listener
+	// refuses a wrong proof without sending anything derived from the
+	// secret; the secret itself never crosses the wire (see the package
+	// documentation). A peer that fails is refused. At least MinSecretLen
+	// bytes (a shorter one is a *ConfigError); make it random. Default:
+	// none, and the handshake checks only the protocol version and the
+	// stream: then anyone who reaches the listener can take a stream's
+	// connection over, since a new connection replaces the old.
+	//
+	// The secret authenticates connections, not frames: tcp does not seal
+	// the frames after the handshake. On a plain connection they travel in
+	// clear, someone on the path can change them, and an eavesdropper who
+	// records a handshake can test guesses of the secret against it at
+	// leisure (hence a long random one). Use TLS for the connection, and
+	// the delivery package's sealing for frames end to end.
 	Secret string
 
 	// TLS, when set, wraps every connection in TLS. The listening side uses
@@ -79,6 +103,16 @@ type Config struct {
 	// Default DefaultWriteBuffer; at least MaxFrameSize.
 	WriteBuffer int
 
+	// MaxHandshakes bounds the connections a Listener holds in their
+	// handshake (TLS included) at once, and MaxHandshakesPerHost those from
+	// one source address (an IPv6 address counts by its /64). A connection
+	// over either cap is closed as soon as it is accepted, and counted in
+	// Listener.Stats; the authenticated connections of the streams are not
+	// counted against either. Defaults DefaultMaxHandshakes and
+	// DefaultMaxHandshakesPerHost. The dialing side ignores them.
+	MaxHandshakes        int
+	MaxHandshakesPerHost int
+
 	// Logger receives connection events: listening, dialing, connected,
 	// lost, refused. Default: none.
 	Logger *slog.Logger
@@ -104,6 +138,8 @@ func (c Config) withDefaults() (Config, error) {
 	}{
 		{"MaxFrameSize", &c.MaxFrameSize, DefaultMaxFrameSize, 1},
 		{"WriteBuffer", &c.WriteBuffer, DefaultWriteBuffer, 1},
+		{"MaxHandshakes", &c.MaxHandshakes, DefaultMaxHandshakes, 1},
+		{"MaxHandshakesPerHost", &c.MaxHandshakesPerHost, DefaultMaxHandshakesPerHost, 1},
 	}
 	for _, s := range sizes {
 		switch {
@@ -112,6 +148,10 @@ func (c Config) withDefaults() (Config, error) {
 		case *s.v < s.min:
 			return c, &ConfigError{Field: s.name, Value: *s.v, Reason: "must be positive"}
 		}
+	}
+	if c.Secret != "" && len(c.Secret) < MinSecretLen {
+		// The value is the secret's length only: an error must not print it.
+		return c, &ConfigError{Field: "Secret", Value: fmt.Sprintf("(%d bytes)", len(c.Secret)), Reason: fmt.Sprintf("at least %d bytes, or none", MinSecretLen)}
 	}
 	if c.MaxFrameSize > maxFrameLimit {
 		return c, &ConfigError{Field: "MaxFrameSize", Value: c.MaxFrameSize, Reason: fmt.Sprintf("at most %d", maxFrameLimit)}

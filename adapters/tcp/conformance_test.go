@@ -1,6 +1,7 @@
 package tcp_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 
 // testConfig detects a cut within a second and reconnects at once.
 var testConfig = tcp.Config{
-	Secret:           "conformance",
+	Secret:           "conformance-secret-0123456789",
 	Keepalive:        100 * time.Millisecond,
 	IdleTimeout:      time.Second,
 	HandshakeTimeout: time.Second,
@@ -38,9 +39,18 @@ func TestConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := newCarrier(t, listenEnd)
 			adaptertest.Run(t, adaptertest.Spec{
-				Name:         "tcp (" + name + ")",
-				Carrier:      c,
-				Cut:          func(_ testing.TB, stream string) { c.CutStream(stream) },
+				Name:    "tcp (" + name + ")",
+				Carrier: c,
+				Cut:     func(_ testing.TB, stream string) { c.CutStream(stream) },
+				// A stranger without the secret cannot dial in (see
+				// TestWrongSecretRefused): it injects into the connection.
+				Inject: func(t testing.TB, stream string, to delivery.End, frame []byte) {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					if err := c.Inject(ctx, stream, to, frame); err != nil {
+						t.Errorf("inject into stream %q: %v", stream, err)
+					}
+				},
 				MaxFrameSize: tcp.DefaultMaxFrameSize,
 			})
 		})

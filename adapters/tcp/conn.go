@@ -32,7 +32,7 @@ var errConnDone = errors.New("tcp: connection ended")
 // first ends the connection; ended tells the link.
 type conn struct {
 	nc    net.Conn
-	br    *bufio.Reader // holds what the handshake read ahead
+	br    *bufio.Reader
 	cfg   Config
 	in    chan<- []byte
 	ended func(*conn, error)
@@ -49,9 +49,14 @@ type conn struct {
 	err  error // why the connection ended; set before done is closed
 }
 
-func newConn(nc net.Conn, br *bufio.Reader, cfg Config, in chan<- []byte, ended func(*conn, error)) *conn {
+// readBuffer is the size of a connection's read buffer.
+const readBuffer = 64 << 10
+
+// newConn makes the conn of an authenticated connection, and only now its
+// buffers: a connection in its handshake has none (see Listener).
+func newConn(nc net.Conn, cfg Config, in chan<- []byte, ended func(*conn, error)) *conn {
 	return &conn{
-		nc: nc, br: br, cfg: cfg, in: in, ended: ended,
+		nc: nc, br: bufio.NewReaderSize(nc, readBuffer), cfg: cfg, in: in, ended: ended,
 		room: make(chan struct{}),
 		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),

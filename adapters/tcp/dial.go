@@ -1,12 +1,10 @@
 package tcp
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"time"
 
@@ -65,14 +63,16 @@ func (l *Link) dialLoop(addr string) {
 			}
 			failures++
 			l.setErr(err)
-			// The first failure of a run is worth a warning; the rest of the
-			// run repeats it.
-			level := slog.LevelDebug
-			if failures == 1 || errors.Is(err, ErrRefused) {
-				level = slog.LevelWarn // a refusal is a configuration problem: always worth a warning
-			}
+			// The first failure of a run is worth a warning, and so is every
+			// refusal (a configuration problem, or a listener that is not
+			// ours), but no more than one per warnInterval: the rest go to
+			// the debug level.
 			d := wait.Next()
-			l.log.Log(ctx, level, "cannot connect; retrying", "addr", addr, "attempt", failures, "retry_in", d, "err", err)
+			args := []any{"addr", addr, "attempt", failures, "retry_in", d, "err", err}
+			warn := failures == 1 || errors.Is(err, ErrRefused)
+			if !warn || !l.warnDial.warn(l.log, "cannot connect; retrying", args...) {
+				l.log.Debug("cannot connect; retrying", args...)
+			}
 			if !backoff.Sleep(ctx, d) {
 				return
 			}
@@ -113,11 +113,15 @@ func (l *Link) dialOnce(ctx context.Context, addr string) (*conn, error) {
 		}
 		nc = tc
 	}
-	rw := bufio.NewReadWriter(bufio.NewReaderSize(nc, 64<<10), bufio.NewWriter(nc))
-	if err := dialHandshake(rw, l.cfg.Secret, l.stream, l.end); err != nil {
+	// The handshake reads exact lengths, so nothing is buffered ahead of
+	// the first frame.
+	if err := dialHandshake(nc, l.cfg.Secret, l.stream, l.end, newNonce()); err != nil {
 		nc.Close()
+		if re := (*RefusedError)(nil); !errors.As(err, &re) {
+			err = fmt.Errorf("tcp: handshake cut short (a listener at its MaxHandshakes cap hangs up at once): %w", err)
+		}
 		return nil, err
 	}
 	nc.SetDeadline(time.Time{})
-	return newConn(nc, rw.Reader, l.cfg, l.in, l.connEnded), nil
+	return newConn(nc, l.cfg, l.in, l.connEnded), nil
 }

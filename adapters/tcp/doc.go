@@ -20,13 +20,60 @@
 //
 // A new connection is authenticated before any frame crosses it: the
 // dialing side names its stream and end, and both sides prove they know
-// Config.Secret with an HMAC-SHA256 challenge and response, the listener
+// Config.Secret with an HMAC-SHA256 challenge and response, the dialer
 // first; with Config.TLS the whole exchange runs inside TLS, and client
 // certificates can be required. One Config.TLS serves both sides of a
 // Carrier: the listener takes its Certificates, ClientAuth and ClientCAs,
-// the dialer its RootCAs and, as a client certificate, its Certificates. A peer that sends garbage, the wrong
-// secret, an unknown stream or no certificate is refused and its
-// connection closed; streams in flight are not disturbed.
+// the dialer its RootCAs and, as a client certificate, its Certificates. A
+// peer that sends garbage, the wrong secret, an unknown stream or no
+// certificate is refused and its connection closed; streams in flight are
+// not disturbed.
+//
+// # The handshake
+//
+// In order, with the sizes of the fields in bytes (version 2; handshake.go
+// has the details):
+//
+//	dialer   -> listener  hello      "BRTC" version(1)=2 end(1) nonceD(16) len(1) stream(len)
+//	listener -> dialer    challenge  0 nonceL(16), or a refusal: 1 len(1) reason
+//	dialer   -> listener  proof      macD(32)
+//	listener -> dialer    verdict    0 macL(32),  or a refusal: 1 len(1) reason
+//
+// where macD and macL are HMAC-SHA256 under the secret of a label naming
+// the side ("bridge-tcp/2 dialer", "bridge-tcp/2 listener"), both nonces,
+// the end and the stream. The listener's challenge is a random nonce and
+// nothing else, and it checks the proof (in constant time) before it
+// computes or sends anything from the secret: a dialer without the secret
+// learns that its guess was wrong and nothing it could test another guess
+// against. Only an authenticated dialer hears whether the stream is served
+// here. The dialer in turn checks the listener's proof before it sends a
+// frame. A dialer of another handshake version is refused with a reason
+// naming both versions.
+//
+// What the handshake guarantees: with a Secret, a connection becomes a
+// stream's only after both sides proved they hold it, for this stream and
+// end, on this connection (the nonces are fresh, so a recorded handshake
+// does not replay); without one, it checks the version and the stream
+// only, and anyone who reaches the listener can take a stream's connection
+// over (a new connection replaces the old). What it does not: tcp does not
+// seal the frames that follow. On a plain connection they travel in clear and someone on the
+// path can change or inject them; an eavesdropper, or whoever takes the
+// listener's address, sees the dialer's proof and can test guesses of a
+// weak secret against it offline, which is why a Secret has at least
+// MinSecretLen bytes and should be random. TLS (with the listener's
+// certificate verified) closes both; sealing frames end to end, on every
+// carrier, is the delivery package's, above the carrier.
+//
+// A listener spends little on a connection before it is authenticated: a
+// goroutine's stack and a few hundred bytes, read in exact lengths; the
+// read buffer (64 KiB) and the write queue come only after the handshake. At
+// most Config.MaxHandshakes connections (default 64) are in their
+// handshake at once, at most Config.MaxHandshakesPerHost (default 8) from
+// one source address, each for at most HandshakeTimeout; one over a cap is
+// closed at once. Listener.Stats counts them all. Warnings a peer causes
+// (a refusal, garbage, a connection over a cap, a lost connection) are
+// logged at most once per 10 s of each kind, saying how many were held
+// back since.
 //
 // Frames are length-prefixed. Send queues a frame and returns; the
 // connection's writer writes everything queued since its last write in one
@@ -49,7 +96,7 @@
 // # Goroutines
 //
 // A Listener runs one goroutine that accepts and one per connection during
-// its handshake. A dialing Link runs one goroutine that dials. Every
+// its handshake (at most MaxHandshakes). A dialing Link runs one goroutine that dials. Every
 // connection runs a reader and a writer. A Carrier runs none of its own.
 // Close on a Link or a Listener stops and waits for all of them; a
 // Listener's Close closes the links made from it, and a Carrier's Close

@@ -6,10 +6,12 @@ import (
 )
 
 var (
-	// ErrRefused marks a connection the other side refused in the handshake:
-	// a wrong secret, an unknown stream, an incompatible version. It comes
-	// wrapped in a *RefusedError. The dialing side keeps retrying (the
-	// other side may be reconfigured) and logs each refusal.
+	// ErrRefused marks a connection refused in the handshake: by the
+	// listener, for a wrong secret, an unknown stream or another handshake
+	// version; by the dialer, for a listener that cannot prove it knows
+	// the secret. It comes wrapped in a *RefusedError. The dialing side
+	// keeps retrying (the other side may be reconfigured) and warns of the
+	// refusals, at most once per 10 s.
 	ErrRefused = errors.New("tcp: connection refused by peer")
 
 	// ErrClosed is returned by the methods of a Listener or a Carrier after

@@ -16,7 +16,7 @@ func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	carrier, err := tcp.New("127.0.0.1:0", delivery.ConsumerEnd, tcp.Config{Secret: "s3cret"})
+	carrier, err := tcp.New("127.0.0.1:0", delivery.ConsumerEnd, tcp.Config{Secret: "a long random secret, 16+ bytes"})
 	if err != nil {
 		panic(err)
 	}

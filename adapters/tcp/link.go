@@ -45,6 +45,8 @@ type Link struct {
 	connects   atomic.Uint64
 	reconnects atomic.Uint64
 	lastErr    atomic.Pointer[error] // why the last connection ended or attempt failed
+	warnDial   throttle              // "cannot connect"
+	warnLost   throttle              // "connection lost"
 }
 
 var (
@@ -176,7 +178,7 @@ func (l *Link) connEnded(c *conn, err error) {
 		if errors.Is(err, io.EOF) {
 			l.log.Info("the peer closed the connection", "err", err) // it stopped, or restarts
 		} else {
-			l.log.Warn("connection lost", "err", err)
+			l.warnLost.warn(l.log, "connection lost", "err", err, "reconnects", l.reconnects.Load()) // a peer sending garbage, say: not one line each
 		}
 	}
 }

@@ -97,13 +97,7 @@ func TestTLSClientCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer producer.Close()
-	if err := producer.Send(ctx, []byte("over tls")); err != nil {
-		t.Fatal(err)
-	}
-	f, err := consumer.Receive(ctx)
-	if err != nil || string(f.Data) != "over tls" {
-		t.Fatalf("Receive = %q, %v", f.Data, err)
-	}
+	sendOne(t, ctx, producer, consumer, "over tls")
 
 	// A dialer that does not trust the listener's certificate refuses it.
 	untrusting := testConfig
