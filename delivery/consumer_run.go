@@ -39,6 +39,15 @@ type consumerRun[T any] struct {
 	// delivery before it is confirmed.
 	skips []skip
 
+	// held is what the consumer holds of the numbering, received in order
+	// and not confirmed: each message's (or chunk's) bytes, oldest first.
+	held      []sized
+	heldBytes int
+	// unreported is the bytes confirmed since the producer was last told:
+	// at half the window in bytes it is told, so a window of large messages
+	// (full in bytes long before in sequence numbers) keeps moving.
+	unreported int
+
 	acks     []SeqNr          // messages flagged ack, not yet confirmed
 	releases []pendingRelease // frames to release once confirmed covers them
 	pushes   []readyMsg       // messages to push after the current frame
@@ -65,6 +74,12 @@ const maxEpochAhead = time.Hour
 type pendingRelease struct {
 	seqNr   SeqNr
 	release func()
+}
+
+// sized is a sequence number and its payload's bytes.
+type sized struct {
+	seqNr SeqNr
+	bytes int
 }
 
 // skip is a message the application never sees: confirmed as soon as the
@@ -184,8 +199,16 @@ func (r *consumerRun[T]) settle() {
 		r.confirmed = confirmed
 		r.c.stats.confirmed.Store(uint64(r.confirmed))
 		r.releaseUpTo(r.confirmed)
+		n := 0
+		for n < len(r.held) && r.held[n].seqNr <= confirmed {
+			r.heldBytes -= r.held[n].bytes
+			r.unreported += r.held[n].bytes
+			n++
+		}
+		r.held = r.held[n:]
 	}
 	requested := r.grant()
+	ackDue = ackDue || r.unreported >= r.s.WindowBytes/2
 	for len(r.acks) > 0 && r.acks[0] <= r.confirmed {
 		r.acks = r.acks[1:]
 		ackDue = true
@@ -230,6 +253,16 @@ func (r *consumerRun[T]) wakeAt() SeqNr {
 	if !r.ackArmed {
 		consider(r.reported + 1) // to start the delayed ack
 	}
+	if half := r.s.WindowBytes / 2; r.unreported+r.heldBytes >= half {
+		// The confirmation that brings half the window in bytes.
+		n := r.unreported
+		for _, h := range r.held {
+			if n += h.bytes; n >= half {
+				consider(h.seqNr)
+				break
+			}
+		}
+	}
 	return at
 }
 
@@ -264,8 +297,8 @@ func (r *consumerRun[T]) sendRequest(viaTimeout bool) {
 		flags |= reqViaTimeout
 	}
 	buf := r.out.reserve(r.controlHeader(), controlMessageMax)
-	*buf = appendRequest(*buf, r.confirmed, r.requested, flags, r.s.MaxMessageSize)
-	r.reported = r.confirmed
+	*buf = appendRequest(*buf, r.confirmed, r.requested, flags, r.s.MaxMessageSize, r.s.WindowBytes)
+	r.reported, r.unreported = r.confirmed, 0
 }
 
 // reportConfirmed tells the producer how far the application confirmed,
@@ -276,7 +309,7 @@ func (r *consumerRun[T]) reportConfirmed() {
 	}
 	buf := r.out.reserve(r.controlHeader(), controlMessageMax)
 	*buf = appendAck(*buf, r.confirmed, r.s.MaxMessageSize)
-	r.reported = r.confirmed
+	r.reported, r.unreported = r.confirmed, 0
 }
 
 func (r *consumerRun[T]) register() {
@@ -312,9 +345,10 @@ func (r *consumerRun[T]) onDataFrame(f inbound) {
 			kept = 0 // anything kept earlier in this frame belonged to the old numbering
 		}
 		switch expected := r.received + 1; {
-		case m.seqNr > r.windowEnd():
-			// Never granted: a producer that sends past the window would
-			// fill the consumer's memory. It sends again once granted.
+		case m.seqNr > r.windowEnd() || m.seqNr == r.received+1 && r.heldBytes > 0 && r.heldBytes+len(m.payload) > r.s.WindowBytes:
+			// Never granted, in sequence numbers or in bytes: a producer
+			// that sends past the window would fill the consumer's memory.
+			// It sends again once granted.
 			r.c.stats.beyondWindow.Add(1)
 			continue
 		case m.seqNr == expected:
@@ -338,6 +372,8 @@ func (r *consumerRun[T]) onDataFrame(f inbound) {
 		r.received = m.seqNr
 		if r.take(m) {
 			kept = m.seqNr
+			r.held = append(r.held, sized{seqNr: m.seqNr, bytes: len(m.payload)})
+			r.heldBytes += len(m.payload)
 		}
 	}
 	if progress {
@@ -492,6 +528,7 @@ func (r *consumerRun[T]) start(h frameHeader, seqNr SeqNr) {
 	r.received, r.delivered, r.confirmed, r.reported, r.requested = base, base, base, base, base
 	r.resending, r.assembling, r.discarding, r.partial = false, false, false, nil
 	r.skips = r.skips[:0]
+	r.held, r.heldBytes, r.unreported = r.held[:0], 0, 0
 	r.acks, r.waiting = r.acks[:0], 0
 	clear(r.pushes)
 	r.pushes = r.pushes[:0]

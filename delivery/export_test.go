@@ -25,7 +25,7 @@ func ForgedRequest(producerID string, producerEpoch, consumerEpoch uint64, confi
 		flags = reqSupportResend
 	}
 	b := appendFrameHeader(nil, frameHeader{kind: controlFrame, producerEpoch: producerEpoch, consumerEpoch: consumerEpoch, producerID: producerID})
-	return appendRequest(b, confirmed, upTo, flags, DefaultMaxMessageSize)
+	return appendRequest(b, confirmed, upTo, flags, DefaultMaxMessageSize, 0)
 }
 
 // ForgedData is a data frame of producerID's lifetime epoch holding one

@@ -204,3 +204,63 @@ func TestFutureEpochRefused(t *testing.T) {
 		t.Errorf("consumer %+v: the forged epoch took the stream over", st)
 	}
 }
+
+// TestWindowBytes: the producer keeps what it has in flight within the
+// consumer's window in bytes, as well as its window in sequence numbers;
+// a message larger than the window goes alone; and a producer that sends
+// past the bytes granted has what is past dropped and counted.
+func TestWindowBytes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs := fastConsumer
+	cs.Window, cs.WindowBytes = 1000, 64<<10
+	s := startHostileStream(t, ctx, fastProducer, cs)
+	const n = 200
+	go func() {
+		for i := range n {
+			size := 16 << 10
+			if i == 100 {
+				size = 200 << 10 // larger than the window: alone
+			}
+			if _, err := s.producer.Send(ctx, adaptertest.Payload(i, size)); err != nil {
+				return
+			}
+		}
+	}()
+	var got []int
+	worst := int64(0)
+	for len(got) < n {
+		d, err := s.consumer.Receive(ctx)
+		if err != nil {
+			t.Fatalf("after %d: %v", len(got), err)
+		}
+		i, _ := adaptertest.Index(d.Message)
+		got = append(got, i)
+		if f := s.producer.Stats().InFlightBytes; f > worst && i != 100 {
+			worst = f
+		}
+		d.Confirm()
+	}
+	adaptertest.CheckExactlyOnceInOrder(t, got, n)
+	if worst > 64<<10 {
+		t.Errorf("the producer had %d bytes in flight; the window is 64 KiB", worst)
+	}
+	if b := s.consumer.Stats().BeyondWindow; b != 0 {
+		t.Errorf("the consumer dropped %d messages beyond its window from an honest producer", b)
+	}
+
+	// A producer that ignores the bytes granted: a frame of 100 messages of
+	// 16 KiB, within the window in sequence numbers, past the one in bytes.
+	epoch := s.consumer.Stats().ProducerEpoch
+	seqNrs := make([]delivery.SeqNr, 100)
+	for i := range seqNrs {
+		seqNrs[i] = delivery.SeqNr(n + 1 + i)
+	}
+	s.toConsumer <- delivery.ForgedData("p", epoch, false, adaptertest.Payload(n, 16<<10), seqNrs...)
+	for s.consumer.Stats().BeyondWindow == 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond) // the counters have no event
+	}
+	if st := s.consumer.Stats(); st.ReceivedSeqNr > n+4 {
+		t.Errorf("consumer %+v: it took %d messages of 16 KiB past a window of 64 KiB", st, st.ReceivedSeqNr-n)
+	}
+}

@@ -114,6 +114,9 @@ func (in *intake) take(processed []accepted) []accepted {
 	return batch
 }
 
+// setMaxBytes bounds the payload bytes held, taken and not released.
+func (in *intake) setMaxBytes(n int) { in.update(func() { in.maxBytes = n }) }
+
 // setMaxMessage lowers (or raises, up to the producer's own) the largest
 // message taken, to what the consumer takes.
 func (in *intake) setMaxMessage(n int) { in.update(func() { in.maxMsg = n }) }

@@ -51,6 +51,7 @@ func (r *producerRun[T]) onControlFrame(f inbound) {
 		}
 		switch m.typ {
 		case msgRequest:
+			r.learnWindowBytes(m.winB)
 			r.onConfirmed(m.seqNr)
 			if !m.has(reqSupportResend) && r.resendSupported {
 				r.resendSupported = false
@@ -97,7 +98,7 @@ func (r *producerRun[T]) onRegister(consumerEpoch uint64, maxMsg uint64) bool {
 	r.lastRegister = now
 	r.p.stats.registrations.Add(1)
 	r.consumerEpoch, r.heard = consumerEpoch, false
-	r.consumerMax = 0 // a new consumer: its own limit
+	r.consumerMax, r.windowBytes = 0, 0 // a new consumer: its own limits
 	r.learnLimit(maxMsg)
 	r.resendSupported = true
 	r.firstSeqNr = max(r.confirmed+1, r.heldStart)
@@ -119,6 +120,12 @@ func (r *producerRun[T]) onConfirmed(seqNr SeqNr) {
 	}
 	r.confirmed = seqNr
 	r.p.stats.confirmed.Store(uint64(seqNr))
+	n := 0
+	for n < len(r.flight) && r.flight[n].seqNr <= seqNr {
+		r.flightBytes -= r.flight[n].bytes
+		n++
+	}
+	r.flight = r.flight[n:]
 	if r.resendSupported {
 		r.dropHeld(seqNr)
 	}
@@ -136,6 +143,17 @@ func (r *producerRun[T]) onConfirmed(seqNr SeqNr) {
 	if seqNr >= r.firstSeqNr {
 		r.awaitingFirst = false
 	}
+}
+
+// learnWindowBytes takes the consumer's window in bytes. The producer then
+// takes from the application no more than a quarter more than the window
+// ahead of it: beyond, what it took would only wait, and its latency grow.
+func (r *producerRun[T]) learnWindowBytes(n uint64) {
+	if n == 0 || int(min(n, MaxWindowBytes)) == r.windowBytes {
+		return
+	}
+	r.windowBytes = int(min(n, MaxWindowBytes))
+	r.p.intake.setMaxBytes(min(r.s.MaxUnconfirmedBytes, r.windowBytes+r.windowBytes/4))
 }
 
 // learnLimit takes the consumer's largest message. From then on Send

@@ -51,6 +51,9 @@ type producerRun[T any] struct {
 	// on.
 	heard          bool
 	consumerMax    int
+	windowBytes    int     // the consumer's window in bytes (0 until it says)
+	flight         []sized // sent and not confirmed: each message's bytes, oldest first
+	flightBytes    int
 	lastRegister   time.Time
 	refused        map[SeqNr]*MessageTooLargeError // tombstones whose Confirmation fails, by last chunk
 	refusedWarning throttle
@@ -238,9 +241,13 @@ func (r *producerRun[T]) sendMore() {
 	r.resendMore()
 	if r.sent < r.stored && r.sent < r.requested {
 		from := r.sent + 1
-		for r.sent < r.stored && r.sent < r.requested && r.out.backlog() <= maxBacklog {
+		for r.sent < r.stored && r.sent < r.requested && r.out.backlog() <= maxBacklog && r.fits(r.sent+1) {
 			r.sent++
 			r.emit(r.sent)
+			if n := len(r.heldAt(r.sent).payload); n > 0 {
+				r.flight = append(r.flight, sized{seqNr: r.sent, bytes: n})
+				r.flightBytes += n
+			}
 		}
 		r.p.stats.messagesSent.Add(uint64(r.sent - from + 1))
 	}
@@ -248,6 +255,7 @@ func (r *producerRun[T]) sendMore() {
 		r.dropHeld(r.sent)
 	}
 	r.p.stats.sent.Store(uint64(r.sent))
+	r.p.stats.flightBytes.Store(int64(r.flightBytes))
 	if r.awaitingFirst && r.sent >= r.firstSeqNr && !r.firstArmed {
 		r.firstTimer.Reset(r.s.FirstResendInterval)
 		r.firstArmed = true
@@ -257,6 +265,12 @@ func (r *producerRun[T]) sendMore() {
 		r.limit = limit
 		r.p.intake.setLimit(limit)
 	}
+}
+
+// fits reports whether message seqNr, not yet sent, fits the consumer's
+// window in bytes: a message larger than the window goes alone.
+func (r *producerRun[T]) fits(seqNr SeqNr) bool {
+	return r.windowBytes == 0 || r.flightBytes == 0 || r.flightBytes+len(r.heldAt(seqNr).payload) <= r.windowBytes
 }
 
 // resendMore emits what is to go again, as far as the backlog allows.

@@ -50,8 +50,17 @@ const (
 	// grants.
 	DefaultMaxUnconfirmed = 1 << 16
 
+	// DefaultWindowBytes is how many payload bytes a consumer lets a
+	// producer have in flight (sent, not confirmed), beside the window in
+	// sequence numbers: large messages fill the bytes first, small ones the
+	// sequence numbers. It keeps a window of large messages from queueing
+	// tens of megabytes, and their latency with them.
+	DefaultWindowBytes = 4 << 20
+
 	// MaxWindow is the largest window a consumer may grant.
 	MaxWindow = 1 << 20
+	// MaxWindowBytes is the largest window in bytes a consumer may grant.
+	MaxWindowBytes = 1 << 30
 	// minFrameSize is the smallest MaxFrameSize accepted: room for a header
 	// and a useful chunk.
 	minFrameSize = 1 << 10
@@ -170,6 +179,12 @@ type ConsumerSettings struct {
 	// default DefaultWindow.
 	Window int
 
+	// WindowBytes is how many payload bytes the consumer lets the producer
+	// have sent and not had confirmed, whatever Window allows; chunks count
+	// by their bytes. A message larger than it goes alone. 1 to
+	// MaxWindowBytes; default DefaultWindowBytes.
+	WindowBytes int
+
 	// ResendMin is the first retry interval: how long the consumer waits for
 	// a message it asked for before asking again. Default DefaultResendMin.
 	ResendMin time.Duration
@@ -218,6 +233,10 @@ func (s ConsumerSettings) withDefaults() (ConsumerSettings, error) {
 	errs.size(&s.Window, "Window", DefaultWindow, 1)
 	if s.Window > MaxWindow {
 		errs.add(&SettingError{Setting: "Window", Value: s.Window, Reason: "must be from 1 to " + strconv.Itoa(MaxWindow)})
+	}
+	errs.size(&s.WindowBytes, "WindowBytes", DefaultWindowBytes, 1)
+	if s.WindowBytes > MaxWindowBytes {
+		errs.add(&SettingError{Setting: "WindowBytes", Value: s.WindowBytes, Reason: "must be from 1 to " + strconv.Itoa(MaxWindowBytes)})
 	}
 	minOK := errs.duration(&s.ResendMin, "ResendMin", DefaultResendMin)
 	if errs.duration(&s.ResendMax, "ResendMax", DefaultResendMax) && minOK && s.ResendMax < s.ResendMin {

@@ -10,6 +10,7 @@ type ProducerStats struct {
 	AcceptedSeqNr    SeqNr  // highest sequence number taken from the application
 	StoredSeqNr      SeqNr  // highest durably stored (with a durable queue)
 	HeldBytes        int64  // payload bytes held: unconfirmed (with a durable queue, its depth in bytes)
+	InFlightBytes    int64  // payload bytes sent and not confirmed: within the consumer's window in bytes
 	SentSeqNr        SeqNr  // highest sent
 	ConfirmedSeqNr   SeqNr  // highest confirmed by the consumer
 	RequestedSeqNr   SeqNr  // highest the producer may take (the window's end)
@@ -32,7 +33,7 @@ func (s ProducerStats) Unconfirmed() uint64 { return uint64(s.AcceptedSeqNr - s.
 type producerCounters struct {
 	linkCounters
 	accepted, stored, sent, confirmed, requested atomic.Uint64
-	heldBytes                                    atomic.Int64
+	heldBytes, flightBytes                       atomic.Int64
 	messagesSent, resent                         atomic.Uint64
 	registrations, staleControl                  atomic.Uint64
 	registersIgnored, refused                    atomic.Uint64
@@ -51,6 +52,7 @@ func (p *ProducerController[T]) Stats() ProducerStats {
 		AcceptedSeqNr:    SeqNr(c.accepted.Load()),
 		StoredSeqNr:      SeqNr(c.stored.Load()),
 		HeldBytes:        c.heldBytes.Load(),
+		InFlightBytes:    c.flightBytes.Load(),
 		SentSeqNr:        SeqNr(c.sent.Load()),
 		ConfirmedSeqNr:   SeqNr(c.confirmed.Load()),
 		RequestedSeqNr:   SeqNr(c.requested.Load()),

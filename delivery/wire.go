@@ -45,6 +45,9 @@ type SeqNr uint64
 //	extTotalSize (1): on the first chunk of a chunked message, the
 //	  message's whole size, so a consumer that cannot take it knows at once
 //	  and buffers nothing.
+//	extWindowBytes (2): on a request, the payload bytes the producer may
+//	  have sent and not had confirmed (the window in bytes, beside the one
+//	  in sequence numbers); absent, none but the window's.
 //
 // Every length is checked against what is left of the frame before it is
 // used, so a decoder never reads out of bounds and never allocates from a
@@ -118,8 +121,9 @@ const (
 
 // Extension tags. Bit 7 marks a critical one.
 const (
-	extTotalSize byte = 1
-	extCritical  byte = 1 << 7
+	extTotalSize   byte = 1
+	extWindowBytes byte = 2
+	extCritical    byte = 1 << 7
 )
 
 // frameHeader identifies the producer numbering and the consumer incarnation
@@ -140,6 +144,7 @@ type wireMsg struct {
 	seqNr   SeqNr  // sequenced: its number; ack, request: confirmed; resend: from
 	upTo    SeqNr  // request: the highest number the producer may send
 	maxMsg  uint64 // register, request, ack: the largest message the consumer accepts
+	winB    uint64 // request: the window in bytes (0: none given)
 	total   uint64 // sequenced, first chunk of a chunked message: the message's size (0: not given)
 	payload []byte
 }
@@ -189,22 +194,31 @@ func sequencedSize(seqNr SeqNr, total, payloadLen int) int {
 	return 1 + uvarintLen(uint64(bodyLen)) + bodyLen
 }
 
-// The control messages' sizes are bounded by controlMessageMax.
-const controlMessageMax = 1 + 1 + 4*binary.MaxVarintLen64 + 1
+// The control messages' sizes are bounded by controlMessageMax: type,
+// length, up to three numbers and a flag byte, and one extension.
+const controlMessageMax = 1 + 1 + 3*binary.MaxVarintLen64 + 1 + (2 + binary.MaxVarintLen64)
 
 func appendRegister(dst []byte, maxMsg int) []byte {
 	dst = append(dst, byte(msgRegister), byte(uvarintLen(uint64(maxMsg))))
 	return binary.AppendUvarint(dst, uint64(maxMsg))
 }
 
-func appendRequest(dst []byte, confirmed, upTo SeqNr, flags byte, maxMsg int) []byte {
+func appendRequest(dst []byte, confirmed, upTo SeqNr, flags byte, maxMsg, windowBytes int) []byte {
 	bodyLen := uvarintLen(uint64(confirmed)) + uvarintLen(uint64(upTo)) + 1 + uvarintLen(uint64(maxMsg))
+	if windowBytes > 0 {
+		bodyLen += 2 + uvarintLen(uint64(windowBytes))
+	}
 	dst = append(dst, byte(msgRequest))
 	dst = binary.AppendUvarint(dst, uint64(bodyLen))
 	dst = binary.AppendUvarint(dst, uint64(confirmed))
 	dst = binary.AppendUvarint(dst, uint64(upTo))
 	dst = append(dst, flags)
-	return binary.AppendUvarint(dst, uint64(maxMsg))
+	dst = binary.AppendUvarint(dst, uint64(maxMsg))
+	if windowBytes > 0 {
+		dst = append(dst, extWindowBytes, byte(uvarintLen(uint64(windowBytes))))
+		dst = binary.AppendUvarint(dst, uint64(windowBytes))
+	}
+	return dst
 }
 
 func appendAck(dst []byte, confirmed SeqNr, maxMsg int) []byte {
@@ -437,6 +451,12 @@ func decodeExtensions(m *wireMsg, b []byte, off int) *FrameError {
 				return &FrameError{Offset: start, Reason: "a malformed total size"}
 			}
 			m.total = v
+		case tag == extWindowBytes && m.typ == msgRequest:
+			v, k, err := readUvarint(value, 0, "window in bytes")
+			if err != nil || k != len(value) || v == 0 {
+				return &FrameError{Offset: start, Reason: "a malformed window in bytes"}
+			}
+			m.winB = v
 		case tag&extCritical != 0:
 			return &FrameError{Offset: start, Reason: fmt.Sprintf("unknown critical extension %d: the peer speaks a later version 2", tag&^extCritical), Err: ErrUnsupportedVersion}
 		}

@@ -20,7 +20,7 @@ func encodeFrame(h frameHeader, msgs []wireMsg) []byte {
 		case msgRegister:
 			b = appendRegister(b, int(m.maxMsg))
 		case msgRequest:
-			b = appendRequest(b, m.seqNr, m.upTo, m.flags, int(m.maxMsg))
+			b = appendRequest(b, m.seqNr, m.upTo, m.flags, int(m.maxMsg), int(m.winB))
 		case msgAck:
 			b = appendAck(b, m.seqNr, int(m.maxMsg))
 		case msgResend:
@@ -73,7 +73,7 @@ func sampleFrames() []struct {
 			{typ: msgRegister, maxMsg: 16 << 20},
 		}},
 		{frameHeader{kind: controlFrame, producerEpoch: 7, consumerEpoch: 42, producerID: "orders"}, []wireMsg{
-			{typ: msgRequest, seqNr: 10, upTo: 1010, flags: reqSupportResend, maxMsg: 1},
+			{typ: msgRequest, seqNr: 10, upTo: 1010, flags: reqSupportResend, maxMsg: 1, winB: 4 << 20},
 			{typ: msgRequest, seqNr: 0, upTo: 0, flags: reqSupportResend | reqViaTimeout, maxMsg: math.MaxUint64},
 			{typ: msgAck, seqNr: 11, maxMsg: 300},
 			{typ: msgResend, seqNr: 12},
@@ -213,7 +213,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		for i := range msgs {
 			a, b := msgs[i], msgs2[i]
-			if a.typ != b.typ || a.flags&^flagExt != b.flags&^flagExt || a.seqNr != b.seqNr || a.upTo != b.upTo || a.maxMsg != b.maxMsg || a.total != b.total || !bytes.Equal(a.payload, b.payload) {
+			if a.typ != b.typ || a.flags&^flagExt != b.flags&^flagExt || a.seqNr != b.seqNr || a.upTo != b.upTo || a.maxMsg != b.maxMsg || a.winB != b.winB || a.total != b.total || !bytes.Equal(a.payload, b.payload) {
 				t.Fatalf("message %d changed: %+v vs %+v", i, a, b)
 			}
 		}
