@@ -245,6 +245,12 @@ func (k *KafkaCtl) run(t testing.TB, args ...string) string {
 	cmd := exec.CommandContext(ctx, k.cmd[0], append(k.cmd[1:], args...)...)
 	// The hold is this test's already: .ci/kafka must not wait for it.
 	cmd.Env = append(os.Environ(), "BRIDGE_TEST_KAFKA_HELD=1")
+	// On the timeout, the command's children go with it (the broker it
+	// starts has a session of its own), and a child that still holds its
+	// output does not keep Run waiting.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	began := time.Now()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
 	"github.com/bridge-mq/bridge/adapters/kafka"
 	"github.com/bridge-mq/bridge/delivery"
+	kafkago "github.com/segmentio/kafka-go"
 )
 
 func TestConfigErrors(t *testing.T) {
@@ -211,5 +213,63 @@ func TestSendDuringOutage(t *testing.T) {
 	receive(5, taken-5)
 	if s := producer.Status(); !s.Connected || s.Reconnects == 0 {
 		t.Errorf("producer end status %+v; want connected after a reconnect", s)
+	}
+}
+
+// TestTopicMessageLimit: a stream whose topics were made beforehand with a
+// max.message.bytes below Config.MaxMessageBytes gets links that say so
+// (MaxFrameSize) and keep to it: a frame at the limit goes through, the
+// broker taking it; one over it is refused by Send. On the test Kafka
+// (Apache Kafka under `make test`; kfake in a plain `go test` with none
+// running).
+func TestTopicMessageLimit(t *testing.T) {
+	t.Parallel()
+	c, brokers, _ := testKafka(t, kafka.Config{})
+	ctx := testContext(t, time.Minute)
+	stream := newStream(t, c)
+	const limit = 64 << 10
+	transport := &kafkago.Transport{}
+	defer transport.CloseIdleConnections()
+	admin := &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: transport, Timeout: 10 * time.Second}
+	req := &kafkago.CreateTopicsRequest{}
+	for _, topic := range []string{"bridge." + stream + ".data", "bridge." + stream + ".control"} {
+		req.Topics = append(req.Topics, kafkago.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: -1,
+			ConfigEntries: []kafkago.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(limit)}}})
+	}
+	res, err := admin.CreateTopics(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, err := range res.Errors {
+		if err != nil {
+			t.Fatalf("create topic %s: %v", topic, err)
+		}
+	}
+
+	consumer := openLink(t, c, stream, delivery.ConsumerEnd)
+	producer := openLink(t, c, stream, delivery.ProducerEnd)
+	for _, l := range []*kafka.Link{consumer, producer} {
+		if got, want := l.MaxFrameSize(), limit-kafka.RecordOverhead; got != want {
+			t.Fatalf("the %v end's MaxFrameSize is %d on topics of max.message.bytes %d; want %d", l.End(), got, limit, want)
+		}
+	}
+	var tooLarge *delivery.FrameTooLargeError
+	if err := producer.Send(ctx, make([]byte, producer.MaxFrameSize()+1)); !errors.As(err, &tooLarge) || tooLarge.Limit != producer.MaxFrameSize() {
+		t.Errorf("Send of a frame over the topic's limit: %v; want a *delivery.FrameTooLargeError", err)
+	}
+	for i := range 3 {
+		if err := producer.Send(ctx, adaptertest.Payload(i, producer.MaxFrameSize())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		f, err := consumer.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := adaptertest.Index(f.Data); err != nil || got != i || len(f.Data) != producer.MaxFrameSize() {
+			t.Fatalf("received message %d of %d bytes (%v); want message %d of %d bytes", got, len(f.Data), err, i, producer.MaxFrameSize())
+		}
+		f.Release()
 	}
 }
