@@ -300,6 +300,9 @@ func (c *chaosRun) took(life int, file string, data []byte) {
 	c.partial[file] = append([]byte(nil), data...)
 }
 
+// waitAccepted waits until the producer has accepted message at, and fails
+// the test if either process exits by itself meanwhile (the client would
+// otherwise retry against nothing until the test times out).
 func (c *chaosRun) waitAccepted(ctx context.Context, at int, clientDone chan error) bool {
 	for c.accepted.Load() < int64(at) {
 		select {
@@ -308,6 +311,12 @@ func (c *chaosRun) waitAccepted(ctx context.Context, at int, clientDone chan err
 			return false
 		case <-ctx.Done():
 			return false
+		case err := <-c.producer.done:
+			c.producer.done <- err
+			c.t.Fatalf("the producer exited by itself (%v) at message %d: %s", err, c.accepted.Load(), c.diagnose())
+		case err := <-c.consumer.done:
+			c.consumer.done <- err
+			c.t.Fatalf("the consumer exited by itself (%v) at message %d: %s", err, c.accepted.Load(), c.diagnose())
 		case <-time.After(time.Millisecond):
 		}
 	}
