@@ -15,9 +15,17 @@ TEST_BROKERS ?= BRIDGE_TEST_REQUIRE_BROKERS=1 \
 
 .PHONY: test test-kafka-compat lint brokers bench bench-chart fuzz chaos demo-kill
 
-## test: static checks, then every test under the race detector, against real brokers
+## test: static checks, then every test under the race detector, against real brokers,
+## then each fuzz target that reads network input for a few seconds
 test: lint brokers
 	$(TEST_BROKERS) $(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) fuzz FUZZTIME=$(TEST_FUZZTIME)
+
+TEST_FUZZTIME ?= 5s
+# The decoders that read what a peer sends: the wire format, sealed frames,
+# the tcp handshake (both sides).
+FUZZ_TARGETS = ./delivery:FuzzDecodeFrame ./delivery:FuzzOpenSealed \
+	./adapters/tcp:FuzzListenHandshake ./adapters/tcp:FuzzDialHandshake
 
 ## brokers: make sure RabbitMQ, NATS and Kafka run here (installs them if missing)
 brokers:
@@ -69,9 +77,12 @@ bench-chart:
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,830 \
 		--screenshot=docs/bench.png "file://$(CURDIR)/$(BENCH_REPORT)"
 
-## fuzz: the frame decoder under the fuzzer for FUZZTIME
+## fuzz: every decoder of network input under the fuzzer, FUZZTIME each
 fuzz:
-	$(GO) test ./delivery -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME); \
+	done
 
 ## chaos: the long fault-injection run over every carrier (100,000 messages, 20 faults each); writes docs/reliability.md
 chaos: brokers

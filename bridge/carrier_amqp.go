@@ -47,5 +47,9 @@ func (cfg *Config) checkAMQP(c *checker) {
 		c.fail("AMQP_URL", "", "required with BRIDGE_TRANSPORT=amqp, such as amqp://guest:guest@localhost:5672/")
 	} else if u, err := url.Parse(cfg.AMQPURL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
 		c.fail("AMQP_URL", redact(cfg.AMQPURL), "must be an amqp:// or amqps:// URL")
+	} else if u.Scheme == "amqp" && cfg.tlsOn() {
+		// amqp091-go speaks TLS to amqps:// URLs only: the TLS settings
+		// would be ignored, and the credentials sent in clear.
+		c.fail("AMQP_URL", redact(cfg.AMQPURL), "BRIDGE_TLS* settings need an amqps:// URL: over amqp:// they would be ignored and the credentials sent in clear")
 	}
 }

@@ -14,6 +14,9 @@ import (
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
 )
 
+// testToken is the embedded servers' token in these tests.
+const testToken = "0123456789abcdef0123456789abcdef"
+
 // TestEmbeddedNATSOneServerPerStore: two bridges started at once with the
 // same embedded address and store directory end up on one server, and its
 // JetStream works; a second server must never run on the same store. (Two
@@ -31,7 +34,7 @@ func TestEmbeddedNATSOneServerPerStore(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			s, stop, err := embeddedNATS(ctx, addr, dir, log)
+			s, stop, err := embeddedNATS(ctx, addr, dir, testToken, log)
 			if err != nil {
 				t.Error(err)
 				return
@@ -56,7 +59,7 @@ func TestEmbeddedNATSOneServerPerStore(t *testing.T) {
 		t.Fatalf("%d servers started on one store; want 1", len(started))
 	}
 
-	nc, err := natsgo.Connect("nats://" + addr)
+	nc, err := natsgo.Connect("nats://"+addr, natsgo.Token(testToken))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +93,7 @@ func TestEmbeddedNATSWaitsForStoreHolder(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	s, stop, err := embeddedNATS(ctx, addr, dir, log)
+	s, stop, err := embeddedNATS(ctx, addr, dir, testToken, log)
 	cancel()
 	if s != nil {
 		stop()
@@ -106,7 +109,7 @@ func TestEmbeddedNATSWaitsForStoreHolder(t *testing.T) {
 	unlock()
 	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, stop, err = embeddedNATS(ctx, addr, dir, log)
+	s, stop, err = embeddedNATS(ctx, addr, dir, testToken, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,19 +9,24 @@ import (
 	"github.com/bridge-mq/bridge/delivery"
 )
 
-// TCPConfig is the tcp carrier's configuration from BRIDGE_TCP_* and
-// BRIDGE_TLS_*: the address, which end listens there, and the Config of
-// both sides (one TLS configuration serves a listener and a dialer).
+// TCPConfig is the tcp carrier's configuration from BRIDGE_TCP_*,
+// BRIDGE_TLS_* and BRIDGE_SECRET: the address, which end listens there, and
+// the Config of both sides (one TLS configuration serves a listener and a
+// dialer). The handshake's secret is derived from BRIDGE_SECRET (its
+// purpose "tcp handshake"), so it says nothing of the keys that seal the
+// frames, nor they of it.
 func (cfg *Config) TCPConfig(log *slog.Logger) (addr string, listenEnd delivery.End, c tcp.Config, err error) {
 	listenEnd = delivery.ConsumerEnd
 	if cfg.TCPListen == "producer" {
 		listenEnd = delivery.ProducerEnd
 	}
 	c = tcp.Config{
-		Secret: cfg.TCPSecret,
 		// A frame holds at least one chunk.
 		MaxFrameSize: max(tcp.DefaultMaxFrameSize, cfg.ChunkSize+64<<10),
 		Logger:       log,
+	}
+	if c.Secret, err = cfg.derivedSecret("tcp handshake", 32); err != nil {
+		return "", 0, tcp.Config{}, err
 	}
 	if c.TLS, err = cfg.tlsConfig(); err != nil {
 		return "", 0, tcp.Config{}, err

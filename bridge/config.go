@@ -22,9 +22,14 @@ type Config struct {
 	Stream     string `envconfig:"STREAM" default:"bridge" desc:"the stream's name; both ends use the same"`
 	ProducerID string `envconfig:"PRODUCER_ID" desc:"the producer's stable ID, kept across restarts (default: the stream's name)"`
 
+	Secret             string `envconfig:"SECRET" desc:"a secret both ends of the stream share, at least 16 bytes (make it random): every frame is sealed with it end to end on every carrier, the tcp handshake proves it, and the embedded NATS server's credentials come from it (default: none, frames unsealed)"`
+	SecretFile         string `envconfig:"SECRET_FILE" desc:"a file holding SECRET, a trailing newline trimmed (instead of SECRET, not with it)"`
+	SecretPrevious     string `envconfig:"SECRET_PREVIOUS" desc:"while SECRET rotates: the secret before it, which still opens the peer's frames (and seals while the peer has only it)"`
+	SecretPreviousFile string `envconfig:"SECRET_PREVIOUS_FILE" desc:"a file holding SECRET_PREVIOUS (instead of it, not with it)"`
+	Insecure           bool   `envconfig:"INSECURE" desc:"start even with a tcp listener on a non-loopback address and neither SECRET nor client certificates, or the HTTP API on a non-loopback address without HTTP_TOKEN (each said in a warning at start)"`
+
 	TCPAddr   string `envconfig:"TCP_ADDR" default:"127.0.0.1:7070" desc:"tcp: host:port the listening end listens on and the other end dials"`
 	TCPListen string `envconfig:"TCP_LISTEN" default:"consumer" desc:"tcp: which end listens, consumer or producer"`
-	TCPSecret string `envconfig:"TCP_SECRET" desc:"tcp: shared secret both ends prove before any frame (default: none)"`
 
 	TLSCert              string `envconfig:"TLS_CERT" desc:"PEM certificate this process presents (a tcp listener's, or a client certificate)"`
 	TLSKey               string `envconfig:"TLS_KEY" desc:"PEM private key of TLS_CERT"`
@@ -53,6 +58,7 @@ type Config struct {
 	KafkaSASLPassword  string   `envconfig:"KAFKA_SASL_PASSWORD" desc:"kafka: SASL password"`
 
 	Window          int           `envconfig:"WINDOW" default:"1000" desc:"sequence numbers the consumer lets the producer send beyond what is confirmed"`
+	WindowBytes     int           `envconfig:"WINDOW_BYTES" default:"4194304" desc:"payload bytes the consumer lets the producer have sent and not confirmed, whatever BRIDGE_WINDOW allows (a larger message goes alone)"`
 	ResendMin       time.Duration `envconfig:"RESEND_MIN" default:"1s" desc:"the consumer's first retry interval while it waits for the producer"`
 	ResendMax       time.Duration `envconfig:"RESEND_MAX" default:"30s" desc:"the longest retry interval (it grows 1.5x per retry)"`
 	ChunkSize       int           `envconfig:"CHUNK_SIZE" default:"262144" desc:"bytes: larger messages travel in chunks of this size"`
@@ -69,10 +75,12 @@ type Config struct {
 	Sink         string        `envconfig:"SINK" default:"stdout" desc:"consumer: where messages go: stdout (a line each) or http (POST to SINK_URL)"`
 	SinkURL      string        `envconfig:"SINK_URL" desc:"http sink: the URL each message is POSTed to; a 2xx answer confirms it"`
 	SinkTimeout  time.Duration `envconfig:"SINK_TIMEOUT" default:"10s" desc:"http sink: timeout of one POST"`
-	SinkRetryMax time.Duration `envconfig:"SINK_RETRY_MAX" default:"30s" desc:"http sink: the longest wait between retries of a failed POST (it never gives up)"`
+	SinkRetryMax time.Duration `envconfig:"SINK_RETRY_MAX" default:"30s" desc:"http sink: the longest wait between retries of a failed POST (it never gives up; a redirect is a failed POST)"`
 
 	HTTPAddr        string        `envconfig:"HTTP_ADDR" desc:"address of the HTTP server: /healthz, /readyz, /metrics, and POST /v1/messages for SOURCE=http (default: no server)"`
-	HTTPToken       string        `envconfig:"HTTP_TOKEN" desc:"bearer token the HTTP API (/v1/...) requires (default: none)"`
+	HTTPToken       string        `envconfig:"HTTP_TOKEN" desc:"bearer token the HTTP API (/v1/...) requires (default: none; required on a non-loopback HTTP_ADDR unless INSECURE)"`
+	HTTPTimeout     time.Duration `envconfig:"HTTP_TIMEOUT" default:"30s" desc:"HTTP server: the longest a request may take to arrive, body included, and its answer to be written (a ?confirm=true wait is not bounded by it), and a keep-alive connection may stay idle"`
+	HTTPMaxConns    int           `envconfig:"HTTP_MAX_CONNS" default:"256" desc:"HTTP server: connections open at once; more wait to be accepted"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"on SIGINT or SIGTERM, how long to deliver what is in flight before exiting"`
@@ -149,6 +157,13 @@ func knownVariables(sections []any) []string {
 // against); the service leaves them alone.
 const testPrefix = envPrefix + "_TEST_"
 
+// retiredVariables are variables the service no longer reads, and what to
+// set instead: one left in an environment must not be taken for a typo,
+// nor silently ignored.
+var retiredVariables = map[string]string{
+	envPrefix + "_TCP_SECRET": "no longer read: set BRIDGE_SECRET (or BRIDGE_SECRET_FILE) instead, on both ends: it seals every frame on every carrier and secures the tcp handshake",
+}
+
 // unknownVariables reports every BRIDGE_ variable set that the service does
 // not read: a typo must not be silently ignored.
 func unknownVariables(sections []any) []error {
@@ -157,6 +172,10 @@ func unknownVariables(sections []any) []error {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, envPrefix+"_") || strings.HasPrefix(name, testPrefix) || slices.Contains(known, name) {
+			continue
+		}
+		if instead, ok := retiredVariables[name]; ok {
+			errs = append(errs, &ConfigError{Var: name, Reason: instead})
 			continue
 		}
 		reason := "unknown variable (`bridge env` lists them all)"

@@ -15,6 +15,7 @@ import (
 func TestEnvDefaultsAreTheProtocols(t *testing.T) {
 	for field, want := range map[string]any{
 		"Window":          delivery.DefaultWindow,
+		"WindowBytes":     delivery.DefaultWindowBytes,
 		"ResendMin":       delivery.DefaultResendMin,
 		"ResendMax":       delivery.DefaultResendMax,
 		"ChunkSize":       delivery.DefaultChunkSize,

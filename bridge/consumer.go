@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/bridge-mq/bridge/delivery"
 )
 
 // runConsumer runs the consumer end: the sink takes what the controller
@@ -20,11 +18,7 @@ func runConsumer(ctx context.Context, cfg *Config, env Env) error {
 		return err
 	}
 	defer car.Close()
-	link, err := car.OpenLink(ctx, cfg.Stream, delivery.ConsumerEnd)
-	if err != nil {
-		return err
-	}
-	c, err := delivery.NewConsumerController[[]byte](link, nil, cfg.ConsumerSettings(log))
+	c, link, err := newConsumer(ctx, car, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -38,10 +32,14 @@ func runConsumer(ctx context.Context, cfg *Config, env Env) error {
 	srv.setReady(link)
 
 	snk := newSink(cfg, env, log)
+	if hs, ok := snk.(*httpSink); ok {
+		m.watchSink(hs.failedAttempts)
+	}
 	ran := make(chan error, 1)
 	go func() { ran <- c.Run(context.Background()) }() // until it is shut down or closed
 	srv.setRunning(true)
-	log.Info("consumer started", "sink", cfg.Sink, "window", cfg.Window)
+	warnUnsealed(cfg, log)
+	log.Info("consumer started", "sink", cfg.Sink, "window", cfg.Window, "sealed", cfg.Sealed())
 
 	// The sink works until the consumer stops; a stop gives it until the
 	// shutdown deadline to finish what is buffered.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/bridge-mq/bridge/bridge/internal/workload"
@@ -99,39 +98,6 @@ func Demo(ctx context.Context, cfg Config, env Env) error {
 		return fmt.Errorf("%d messages lost", lost)
 	}
 	return nil
-}
-
-// OpenStream opens both ends of cfg.Stream on car, the consumer's first so
-// that it receives from the start, and makes their controllers (which own
-// the links); ps are the producer's settings, with a durable queue if the
-// caller opened one. On a failure it closes what it opened, the durable
-// queue too. The demo and the bench use it.
-func OpenStream(ctx context.Context, car *Carrier, cfg *Config, ps delivery.ProducerSettings, log *slog.Logger) (*delivery.ProducerController[[]byte], *delivery.ConsumerController[[]byte], error) {
-	fail := func(err error) (*delivery.ProducerController[[]byte], *delivery.ConsumerController[[]byte], error) {
-		if ps.DurableQueue != nil {
-			ps.DurableQueue.Close()
-		}
-		return nil, nil, err
-	}
-	consumerLink, err := car.OpenLink(ctx, cfg.Stream, delivery.ConsumerEnd)
-	if err != nil {
-		return fail(err)
-	}
-	consumer, err := delivery.NewConsumerController[[]byte](consumerLink, nil, cfg.ConsumerSettings(log))
-	if err != nil {
-		return fail(err)
-	}
-	producerLink, err := car.OpenLink(ctx, cfg.Stream, delivery.ProducerEnd)
-	if err != nil {
-		consumer.Close()
-		return fail(err)
-	}
-	producer, err := delivery.NewProducerController[[]byte](producerLink, nil, ps) // closes the queue on failure
-	if err != nil {
-		consumer.Close()
-		return nil, nil, err
-	}
-	return producer, consumer, nil
 }
 
 // demoReport writes the demo's summary.

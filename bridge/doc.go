@@ -26,6 +26,24 @@
 // BRIDGE_NATS_URL the nats carrier runs on an embedded server, which the
 // first bridge process on the machine starts and the Carrier stops.
 //
+// # Secrets and exposure
+//
+// With BRIDGE_SECRET (or BRIDGE_SECRET_FILE) every link the service opens,
+// for `bridge run`, the demo and the bench, is wrapped by delivery.Seal in
+// one place (openLink: OpenStream and both ends of Run go through it), so
+// every frame on every carrier is sealed for its stream and direction;
+// BRIDGE_SECRET_PREVIOUS opens frames too while a secret rotates. What else
+// both ends must share comes from the same secret by HKDF, for its own
+// purpose: the tcp handshake's secret ("tcp handshake") and the embedded
+// NATS server's token ("nats embedded server token"; without a secret, a
+// random token in a file only the user reads: see embeddedNATSToken).
+// Frames that do not open are counted (bridge_frames_rejected_total), and
+// /readyz answers with a short reason while the peer's do not.
+// ValidateRun refuses a tcp listener or the HTTP API on a non-loopback
+// address without a secret (or client certificates) or a token, unless
+// BRIDGE_INSECURE, and TLS settings a carrier would ignore. URLs are
+// redacted (user info and query) in every log and error.
+//
 // # One end
 //
 // A producer takes messages from its source (stdin, HTTP, a generator) and

@@ -39,13 +39,30 @@ type end struct {
 
 func start(t *testing.T, cfg bridge.Config, stdout io.Writer) *end {
 	t.Helper()
+	return startWith(t, cfg, stdout, nil)
+}
+
+// startWith is start with more of the end's log: from Info up, to logs
+// as well as the test's log. stdin is the stdin source's input: the
+// lines, once each.
+func startWith(t *testing.T, cfg bridge.Config, stdout io.Writer, logs io.Writer, stdin ...string) *end {
+	t.Helper()
 	var err error
 	if err = cfg.ValidateRun(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &end{cancel: cancel, done: make(chan error, 1)}
-	env := bridge.Env{Stdin: strings.NewReader(""), Stdout: stdout, Stderr: io.Discard, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	var log io.Writer = testWriter{t}
+	level := slog.LevelWarn
+	if logs != nil {
+		log, level = io.MultiWriter(log, logs), slog.LevelInfo
+	}
+	input := ""
+	for _, line := range stdin {
+		input += line + "\n"
+	}
+	env := bridge.Env{Stdin: strings.NewReader(input), Stdout: stdout, Stderr: io.Discard, Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: level}))}
 	go func() { e.done <- bridge.Run(ctx, cfg, env) }()
 	t.Cleanup(func() { e.stop(t) })
 	return e
@@ -168,18 +185,8 @@ func TestHTTPSource(t *testing.T) {
 func TestHTTPSourceFull(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.Window = 4
-	stuck := blockingWriter{release: make(chan struct{})}
-	consumerCfg := cfg
-	consumerCfg.Role = "consumer"
-	consumerCfg.ShutdownTimeout = time.Second
-	c := start(t, consumerCfg, stuck)
-
-	producerCfg := cfg
-	producerCfg.Role, producerCfg.Source, producerCfg.HTTPAddr = "producer", "http", adaptertest.FreeAddr(t)
-	producerCfg.ShutdownTimeout = time.Second
-	p := start(t, producerCfg, io.Discard)
-	waitReady(t, producerCfg.HTTPAddr)
-	url := "http://" + producerCfg.HTTPAddr + "/v1/messages"
+	c, p, stuck, addr := stuckStream(t, cfg)
+	url := "http://" + addr + "/v1/messages"
 
 	accepted, full := 0, false
 	for i := 0; i < 100 && !full; i++ {
@@ -201,7 +208,7 @@ func TestHTTPSourceFull(t *testing.T) {
 		t.Errorf("accepted %d messages with a window of %d and a stuck sink", accepted, cfg.Window)
 	}
 	p.stop(t)
-	close(stuck.release)
+	stuck.release()
 	c.stop(t)
 }
 
@@ -226,17 +233,8 @@ func TestWebhookSink(t *testing.T) {
 	}))
 	defer hook.Close()
 
-	cfg := baseConfig(t)
-	consumerCfg := cfg
-	consumerCfg.Role, consumerCfg.Sink, consumerCfg.SinkURL = "consumer", "http", hook.URL
-	consumerCfg.SinkRetryMax = 100 * time.Millisecond
-	start(t, consumerCfg, io.Discard)
-
-	producerCfg := cfg
-	producerCfg.Role, producerCfg.Source, producerCfg.HTTPAddr = "producer", "http", adaptertest.FreeAddr(t)
-	start(t, producerCfg, io.Discard)
-	waitReady(t, producerCfg.HTTPAddr)
-	url := "http://" + producerCfg.HTTPAddr + "/v1/messages?confirm=true"
+	api, _ := webhookStream(t, hook.URL, nil)
+	url := api + "?confirm=true"
 	for _, m := range []string{"alpha", "beta"} {
 		if status, answer, _ := post(t, url, "", m); status != http.StatusOK {
 			t.Fatalf("POST %s: %d %v", m, status, answer)
@@ -247,4 +245,23 @@ func TestWebhookSink(t *testing.T) {
 	if strings.Join(bodies, ",") != "alpha#1,beta#2" || attempts != 5 {
 		t.Errorf("the webhook got %v in %d attempts; want alpha#1,beta#2 in 5 (3 failures first)", bodies, attempts)
 	}
+}
+
+// webhookStream starts a consumer whose sink POSTs to url, retrying at
+// least every 100 ms, and a producer with the HTTP source; it returns the
+// producer's URL of POST /v1/messages, once it is ready, and the
+// consumer's HTTP address. With logs, the consumer's log goes there too.
+func webhookStream(t *testing.T, url string, logs io.Writer) (api, consumerHTTP string) {
+	t.Helper()
+	cfg := baseConfig(t)
+	consumerCfg := cfg
+	consumerCfg.Role, consumerCfg.Sink, consumerCfg.SinkURL = "consumer", "http", url
+	consumerCfg.SinkRetryMax = 100 * time.Millisecond
+	consumerCfg.HTTPAddr = adaptertest.FreeAddr(t)
+	startWith(t, consumerCfg, io.Discard, logs)
+	producerCfg := cfg
+	producerCfg.Role, producerCfg.Source, producerCfg.HTTPAddr = "producer", "http", adaptertest.FreeAddr(t)
+	start(t, producerCfg, io.Discard)
+	waitReady(t, producerCfg.HTTPAddr)
+	return "http://" + producerCfg.HTTPAddr + "/v1/messages", consumerCfg.HTTPAddr
 }

@@ -14,18 +14,28 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bridge-mq/bridge/adapters/tcp"
 	"github.com/bridge-mq/bridge/delivery"
 )
 
 // httpServer serves /healthz, /readyz, /metrics and, for a producer with
 // the HTTP source, the API under /v1/. Only the API asks for the bearer
 // token: probes and scrapers need none.
+//
+// A request must arrive, body included, and its answer be written within
+// BRIDGE_HTTP_TIMEOUT (a ?confirm=true wait lifts both deadlines once the
+// body is in: see httpSource), a keep-alive connection idle that long is
+// closed, and at most BRIDGE_HTTP_MAX_CONNS connections are open at once
+// (more wait in the listen queue): a client that stalls holds one
+// connection for a bounded time, and clients together hold a bounded number.
 type httpServer struct {
 	srv     *http.Server
 	ln      net.Listener
 	done    chan error
-	ready   atomic.Pointer[func() error] // nil error: ready
-	running atomic.Bool                  // the controller runs
+	log     *slog.Logger
+	ready   atomic.Pointer[func() (string, error)] // the reason it is not ready ("" when it is), and the detail
+	running atomic.Bool                            // the controller runs
+	notice  *throttle                              // of the details of readyz's answers, in the log
 }
 
 func startHTTP(cfg *Config, m *metrics, api http.Handler, log *slog.Logger) (*httpServer, error) {
@@ -36,7 +46,7 @@ func startHTTP(cfg *Config, m *metrics, api http.Handler, log *slog.Logger) (*ht
 	if err != nil {
 		return nil, fmt.Errorf("BRIDGE_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
 	}
-	h := &httpServer{ln: ln, done: make(chan error, 1)}
+	h := &httpServer{ln: ln, done: make(chan error, 1), log: log, notice: newThrottle()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -46,9 +56,18 @@ func startHTTP(cfg *Config, m *metrics, api http.Handler, log *slog.Logger) (*ht
 	if api != nil {
 		mux.Handle("/v1/", requireToken(cfg.HTTPToken, api))
 	}
-	h.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	go func() { h.done <- h.srv.Serve(ln) }()
-	log.Info("serving HTTP", "addr", ln.Addr().String(), "api", api != nil, "token", cfg.HTTPToken != "")
+	h.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: min(10*time.Second, cfg.HTTPTimeout),
+		ReadTimeout:       cfg.HTTPTimeout,
+		WriteTimeout:      cfg.HTTPTimeout,
+		IdleTimeout:       cfg.HTTPTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          peerErrorLog(log),
+	}
+	go func() { h.done <- h.srv.Serve(limitListener(ln, cfg.HTTPMaxConns)) }()
+	log.Info("serving HTTP", "addr", ln.Addr().String(), "api", api != nil, "token", cfg.HTTPToken != "",
+		"timeout", cfg.HTTPTimeout, "max_conns", cfg.HTTPMaxConns)
 	return h, nil
 }
 
@@ -59,19 +78,28 @@ func (h *httpServer) setReady(link delivery.Link) {
 		return
 	}
 	status := linkStatus(link)
-	check := func() error {
+	check := func() (string, error) {
 		if !h.running.Load() {
-			return errors.New("the controller is not running")
+			return "controller not running", nil
 		}
 		if st := status(); !st.Connected {
-			if st.Err != nil {
-				return fmt.Errorf("the carrier is not connected: %w", st.Err)
-			}
-			return errors.New("the carrier is not connected")
+			return notConnectedReason(st.Err), st.Err
 		}
-		return nil
+		return "", nil
 	}
 	h.ready.Store(&check)
+}
+
+// notConnectedReason is what /readyz says of a link that is not connected,
+// in short: whoever may probe it learns nothing of the carrier's errors.
+func notConnectedReason(err error) string {
+	switch {
+	case errors.Is(err, delivery.ErrSealMismatch):
+		return "peer's frames do not open: check BRIDGE_SECRET"
+	case errors.Is(err, tcp.ErrRefused):
+		return "refused by the peer: check BRIDGE_SECRET (the log says why)"
+	}
+	return "carrier not connected"
 }
 
 func (h *httpServer) setRunning(running bool) {
@@ -80,14 +108,21 @@ func (h *httpServer) setRunning(running bool) {
 	}
 }
 
+// readyz answers 200 when ready, else 503 with a short reason; the detail
+// goes to the log, at most once every 10 s.
 func (h *httpServer) readyz(w http.ResponseWriter, r *http.Request) {
 	check := h.ready.Load()
 	if check == nil {
 		http.Error(w, "starting", http.StatusServiceUnavailable)
 		return
 	}
-	if err := (*check)(); err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	if reason, detail := (*check)(); reason != "" {
+		if detail != nil {
+			h.notice.do(func(held int) {
+				h.log.Info("not ready: "+reason, "err", detail, "held_back", held)
+			})
+		}
+		http.Error(w, reason, http.StatusServiceUnavailable)
 		return
 	}
 	fmt.Fprintln(w, "ready")

@@ -21,6 +21,8 @@ type metrics struct {
 	producer func() delivery.ProducerStats
 	consumer func() delivery.ConsumerStats
 	link     func() delivery.LinkStatus
+	seal     func() delivery.SealStats // nil: frames are not sealed
+	sink     func() uint64             // the webhook's failed attempts; nil for other sinks
 	labels   prometheus.Labels
 }
 
@@ -44,14 +46,30 @@ func (m *metrics) watchProducer(p interface{ Stats() delivery.ProducerStats }, l
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.producer = p.Stats
-	m.link = linkStatus(link)
+	m.watchLink(link)
 }
 
 func (m *metrics) watchConsumer(c interface{ Stats() delivery.ConsumerStats }, link delivery.Link) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.consumer = c.Stats
+	m.watchLink(link)
+}
+
+// watchLink reads the link's status and, for a sealed link, its counts.
+// m.mu is held.
+func (m *metrics) watchLink(link delivery.Link) {
 	m.link = linkStatus(link)
+	if s, ok := link.(interface{ Stats() delivery.SealStats }); ok {
+		m.seal = s.Stats
+	}
+}
+
+// watchSink counts the sink's failed attempts.
+func (m *metrics) watchSink(failures func() uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sink = failures
 }
 
 // linkStatus reads a link's status; a link that cannot tell is connected.
@@ -80,6 +98,8 @@ var (
 		{"bridge_unconfirmed", "Sequence numbers taken and not yet confirmed: the producer's buffer (with a durable queue, its depth).", prometheus.GaugeValue},
 		{"bridge_unconfirmed_bytes", "Payload bytes held unconfirmed (with a durable queue, on disk).", prometheus.GaugeValue},
 		{"bridge_window", "Sequence numbers the producer may still send before it must wait for the consumer.", prometheus.GaugeValue},
+		{"bridge_registrations_ignored_total", "Consumer registrations not acted on: late repeats from the consumer followed, or within 100 ms of the last.", prometheus.CounterValue},
+		{"bridge_messages_refused_total", "Messages taken, then refused as larger than the consumer takes (their confirmations fail).", prometheus.CounterValue},
 	}
 	consumerMetrics = []metricDef{
 		{"bridge_messages_delivered_total", "Messages handed to the sink.", prometheus.CounterValue},
@@ -89,8 +109,12 @@ var (
 		{"bridge_lost_total", "Sequence numbers skipped in only-flow-control mode.", prometheus.CounterValue},
 		{"bridge_resend_requests_total", "Resends asked of the producer.", prometheus.CounterValue},
 		{"bridge_window", "Sequence numbers granted to the producer and not yet received.", prometheus.GaugeValue},
+		{"bridge_messages_refused_total", "Messages skipped as larger than BRIDGE_MAX_MESSAGE_SIZE (the producer is told).", prometheus.CounterValue},
+		{"bridge_beyond_window_drops_total", "Messages dropped as beyond the window granted to the producer.", prometheus.CounterValue},
 	}
-	linkMetrics = []metricDef{
+	sinkFailures   = metricDef{"bridge_sink_failures_total", "Webhook attempts that failed (no answer, or not a 2xx; each is retried).", prometheus.CounterValue}
+	framesRejected = metricDef{"bridge_frames_rejected_total", "Frames received that did not open under BRIDGE_SECRET, dropped unread, by reason: unsealed, version, truncated, forged (0 without a secret).", prometheus.CounterValue}
+	linkMetrics    = []metricDef{
 		{"bridge_frames_sent_total", "Frames sent on the carrier.", prometheus.CounterValue},
 		{"bridge_frames_received_total", "Frames received from the carrier.", prometheus.CounterValue},
 		{"bridge_send_errors_total", "Frames the carrier failed to send (their messages are resent).", prometheus.CounterValue},
@@ -107,7 +131,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	m := (*metrics)(c)
 	m.mu.Lock()
-	producer, consumer, link := m.producer, m.consumer, m.link
+	producer, consumer, link, seal, sink := m.producer, m.consumer, m.link, m.seal, m.sink
 	m.mu.Unlock()
 	emit := func(d metricDef, v float64) {
 		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(d.name, d.help, nil, m.labels), d.kind, v)
@@ -120,7 +144,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			window = float64(s.RequestedSeqNr - s.SentSeqNr)
 		}
 		for i, v := range []float64{float64(s.MessagesSent), float64(s.Resent), float64(s.ConfirmedSeqNr),
-			float64(s.Unconfirmed()), float64(s.HeldBytes), window} {
+			float64(s.Unconfirmed()), float64(s.HeldBytes), window, float64(s.RegistersIgnored), float64(s.Refused)} {
 			emit(producerMetrics[i], v)
 		}
 		frames = [4]uint64{s.FramesSent, s.FramesReceived, s.SendErrors, s.BadFrames}
@@ -132,13 +156,24 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			window = float64(s.RequestedSeqNr - s.ReceivedSeqNr)
 		}
 		for i, v := range []float64{float64(s.Delivered), float64(s.ConfirmedSeqNr), float64(s.Duplicates),
-			float64(s.GapDrops), float64(s.Lost), float64(s.ResendRequests), window} {
+			float64(s.GapDrops), float64(s.Lost), float64(s.ResendRequests), window, float64(s.Refused), float64(s.BeyondWindow)} {
 			emit(consumerMetrics[i], v)
 		}
 		frames = [4]uint64{s.FramesSent, s.FramesReceived, s.SendErrors, s.BadFrames}
 	}
+	if sink != nil {
+		emit(sinkFailures, float64(sink()))
+	}
 	if link == nil {
 		return
+	}
+	rejected := delivery.SealStats{}
+	if seal != nil {
+		rejected = seal()
+	}
+	desc := prometheus.NewDesc(framesRejected.name, framesRejected.help, []string{"reason"}, m.labels)
+	for _, reason := range []string{delivery.RejectUnsealed, delivery.RejectVersion, delivery.RejectShort, delivery.RejectForged} {
+		ch <- prometheus.MustNewConstMetric(desc, framesRejected.kind, float64(rejected.Rejected[reason]), reason)
 	}
 	st := link()
 	connected := 0.0

@@ -40,7 +40,8 @@ func runProducer(ctx context.Context, cfg *Config, env Env) error {
 	ran := make(chan error, 1)
 	go func() { ran <- p.Run(context.Background()) }()
 	srv.setRunning(true)
-	log.Info("producer started", "producer_id", cfg.ProducerID, "source", cfg.Source, "epoch", p.Epoch())
+	warnUnsealed(cfg, log)
+	log.Info("producer started", "producer_id", cfg.ProducerID, "source", cfg.Source, "epoch", p.Epoch(), "sealed", cfg.Sealed())
 
 	snd := newSender(p, m)
 	// The source runs aside, until its input ends or it is stopped; once
@@ -99,25 +100,20 @@ func runProducer(ctx context.Context, cfg *Config, env Env) error {
 	return runErr
 }
 
-// openProducer opens the producer end's link and, with BRIDGE_DURABLE_DIR,
-// its durable queue, and makes the controller, which owns both.
+// openProducer opens, with BRIDGE_DURABLE_DIR, the producer's durable
+// queue, then the producer end's link, and makes the controller, which
+// owns both.
 func openProducer(ctx context.Context, car *Carrier, cfg *Config, log *slog.Logger) (*delivery.ProducerController[[]byte], delivery.Link, error) {
-	link, err := car.OpenLink(ctx, cfg.Stream, delivery.ProducerEnd)
-	if err != nil {
-		return nil, nil, err
-	}
 	settings := cfg.ProducerSettings(log)
 	if cfg.DurableDir != "" {
 		q, err := durable.Open(cfg.queueFile(), durable.Options{})
 		if err != nil {
-			link.Close()
 			return nil, nil, err
 		}
 		settings.DurableQueue = q
 		log.Info("durable queue on", "file", q.Path())
 	}
-	p, err := delivery.NewProducerController[[]byte](link, nil, settings)
-	return p, link, err
+	return newProducer(ctx, car, cfg, settings, log)
 }
 
 // newSource makes the configured source, and the HTTP API that feeds the

@@ -17,7 +17,8 @@ type Env struct {
 
 // Run runs one end of a stream, as `bridge run` does: a producer fed by its
 // source, or a consumer feeding its sink, over the configured transport.
-// cfg must have passed ValidateRun.
+// cfg must have passed ValidateRun. With BRIDGE_INSECURE, it warns of each
+// exposure ValidateRun let through.
 //
 // ctx ending asks for a graceful stop (cmd/bridge ends it on SIGINT and
 // SIGTERM): the producer takes no more messages and waits, for up to
@@ -27,6 +28,11 @@ type Env struct {
 // count) waits until everything is confirmed, however long, and returns;
 // a stop asked for meanwhile gives it ShutdownTimeout more.
 func Run(ctx context.Context, cfg Config, env Env) error {
+	if cfg.Insecure {
+		for _, e := range cfg.exposures() {
+			env.Log.Warn("BRIDGE_INSECURE=true: "+e.what, "var", envPrefix+"_"+e.name, "value", e.value)
+		}
+	}
 	if cfg.Role == "producer" {
 		return runProducer(ctx, &cfg, env)
 	}

@@ -26,6 +26,7 @@ func (cfg *Config) ConsumerSettings(log *slog.Logger) delivery.ConsumerSettings 
 	return delivery.ConsumerSettings{
 		ProducerID:      cfg.ProducerID,
 		Window:          cfg.Window,
+		WindowBytes:     cfg.WindowBytes,
 		ResendMin:       cfg.ResendMin,
 		ResendMax:       cfg.ResendMax,
 		OnlyFlowControl: cfg.OnlyFlowControl,

@@ -15,9 +15,10 @@ import (
 // httpSource serves POST /v1/messages: the body is the message. The answer
 // is 202 once the producer took it, or, with a durable queue, once it is
 // stored and synced (it then survives a crash of this process); with
-// ?confirm=true, 200 once the consumer confirmed it. When the consumer's
-// window is full it answers 503 with Retry-After rather than buffer without
-// bound.
+// ?confirm=true, 200 once the consumer confirmed it, however long that
+// takes (the server's timeouts bound the request's arrival, not this wait).
+// When the consumer's window is full it answers 503 with Retry-After at
+// once, before reading the body, rather than buffer without bound.
 type httpSource struct {
 	p       *delivery.ProducerController[[]byte]
 	m       *metrics
@@ -45,6 +46,14 @@ func (h *httpSource) handler() http.Handler {
 }
 
 func (h *httpSource) post(w http.ResponseWriter, r *http.Request) {
+	if h.p.Demand() == 0 {
+		// Before the body is read: a full window costs no upload. The
+		// connection closes after the answer rather than wait for a body
+		// the client may not send until it has one.
+		w.Header().Set("Connection", "close")
+		full(w)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.maxSize)))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
@@ -59,11 +68,13 @@ func (h *httpSource) post(w http.ResponseWriter, r *http.Request) {
 	c, err := h.p.TrySendWithConfirmation(body)
 	switch {
 	case errors.Is(err, delivery.ErrNoDemand):
-		w.Header().Set("Retry-After", "1")
-		httpError(w, http.StatusServiceUnavailable, "the consumer's window is full; retry later")
+		full(w)
 		return
 	case errors.Is(err, delivery.ErrClosed):
 		httpError(w, http.StatusServiceUnavailable, "the producer is stopping")
+		return
+	case errors.As(err, new(*delivery.MessageTooLargeError)):
+		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
 		return
 	case err != nil:
 		httpError(w, http.StatusInternalServerError, err.Error())
@@ -82,13 +93,28 @@ func (h *httpSource) post(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, answer)
 		return
 	}
+	// The body is in (and net/http has cleared the read deadline): the
+	// wait for the consumer is the client's to bound, not the server's
+	// write timeout.
+	http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	if err := c.Wait(r.Context()); err != nil {
+		if errors.As(err, new(*delivery.MessageTooLargeError)) {
+			// Taken before the consumer said what it takes: refused, not lost.
+			httpError(w, http.StatusRequestEntityTooLarge, "the consumer refused the message: "+err.Error())
+			return
+		}
 		httpError(w, http.StatusServiceUnavailable, "the message was taken, not yet confirmed: "+err.Error())
 		return
 	}
 	h.m.observe(time.Since(at))
 	answer.Confirmed = true
 	writeJSON(w, http.StatusOK, answer)
+}
+
+// full answers that the consumer's window is full: 503, retry in a second.
+func full(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	httpError(w, http.StatusServiceUnavailable, "the consumer's window is full; retry later")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -69,13 +70,19 @@ func (cfg *Config) ValidateRun() error {
 			if cfg.SinkURL == "" {
 				c.fail("SINK_URL", "", "required with BRIDGE_SINK=http")
 			} else if u, err := url.Parse(cfg.SinkURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				c.fail("SINK_URL", cfg.SinkURL, "must be an http:// or https:// URL")
+				c.fail("SINK_URL", redact(cfg.SinkURL), "must be an http:// or https:// URL")
 			}
 		}
 		if cfg.DurableDir != "" {
 			c.fail("DURABLE_DIR", cfg.DurableDir, "only a producer keeps a durable queue")
 		}
 		cfg.checkListenerTLS(&c, delivery.ConsumerEnd)
+	}
+	cfg.checkClientCerts(&c)
+	if !cfg.Insecure {
+		for _, e := range cfg.exposures() {
+			c.fail(e.name, e.value, e.what+"; "+e.fix+", or BRIDGE_INSECURE=true if that is meant")
+		}
 	}
 	return c.err()
 }
@@ -89,6 +96,7 @@ func (cfg *Config) ValidateDemo() error {
 	cfg.checkGenerate(&c)
 	cfg.checkListenerTLS(&c, delivery.ConsumerEnd)
 	cfg.checkListenerTLS(&c, delivery.ProducerEnd)
+	cfg.checkClientCerts(&c)
 	return c.err()
 }
 
@@ -115,8 +123,22 @@ func (cfg *Config) checkCommon(c *checker) {
 		cfg.ProducerID = cfg.Stream
 	}
 	cfg.checkProtocol(c)
-	if cfg.ShutdownTimeout <= 0 {
-		c.fail("SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout.String(), "must be positive")
+	cfg.checkSecrets(c)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout},
+		{"SINK_TIMEOUT", cfg.SinkTimeout},
+		{"SINK_RETRY_MAX", cfg.SinkRetryMax},
+		{"HTTP_TIMEOUT", cfg.HTTPTimeout},
+	} {
+		if d.v <= 0 {
+			c.fail(d.name, d.v.String(), "must be positive")
+		}
+	}
+	if cfg.HTTPMaxConns < 1 {
+		c.fail("HTTP_MAX_CONNS", strconv.Itoa(cfg.HTTPMaxConns), "must be from 1 up")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
@@ -160,11 +182,61 @@ func (cfg *Config) checkListenerTLS(c *checker, end delivery.End) {
 	}
 }
 
+// checkClientCerts: only a tcp listener verifies client certificates;
+// elsewhere BRIDGE_TLS_REQUIRE_CLIENT_CERT would be silently ignored.
+func (cfg *Config) checkClientCerts(c *checker) {
+	if cfg.TLSRequireClientCert && cfg.Transport != "tcp" {
+		c.fail("TLS_REQUIRE_CLIENT_CERT", "true", "only a tcp listener verifies client certificates; with BRIDGE_TRANSPORT="+cfg.Transport+" the broker decides")
+	}
+}
+
+// exposure is a way a configuration lets in whoever reaches the host: `bridge
+// run` refuses each, unless BRIDGE_INSECURE, and then warns of it.
+type exposure struct {
+	name, value string // the variable (without BRIDGE_) and its value
+	what, fix   string
+}
+
+// exposures lists what `bridge run` with this configuration serves on a
+// non-loopback address unauthenticated: a tcp listener with neither a
+// secret nor client certificates, the HTTP API without a token.
+func (cfg *Config) exposures() []exposure {
+	var out []exposure
+	listens := cfg.TCPListen == cfg.Role
+	if cfg.Transport == "tcp" && listens && !loopback(cfg.TCPAddr) && !cfg.Sealed() && !(cfg.TLSRequireClientCert && cfg.TLSCA != "") {
+		out = append(out, exposure{name: "TCP_ADDR", value: cfg.TCPAddr,
+			what: "the tcp listener is on a non-loopback address with neither BRIDGE_SECRET nor client certificates: whoever reaches it can join the stream",
+			fix:  "set BRIDGE_SECRET (or BRIDGE_TLS_REQUIRE_CLIENT_CERT with BRIDGE_TLS_CA)"})
+	}
+	if cfg.Role == "producer" && cfg.Source == "http" && cfg.HTTPAddr != "" && !loopback(cfg.HTTPAddr) && cfg.HTTPToken == "" {
+		out = append(out, exposure{name: "HTTP_ADDR", value: cfg.HTTPAddr,
+			what: "the HTTP API (/v1/) is on a non-loopback address without BRIDGE_HTTP_TOKEN: whoever reaches it can send messages",
+			fix:  "set BRIDGE_HTTP_TOKEN"})
+	}
+	return out
+}
+
+// loopback reports whether addr's host is a loopback address (127.0.0.0/8,
+// ::1) or localhost. An empty host, 0.0.0.0 or :: is every interface, and a
+// name other than localhost may resolve to anything: neither is loopback.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 // protocolVars names the variable behind each protocol setting the service
 // exposes; the protocol's own rules check their values.
 var protocolVars = []struct{ setting, name string }{
 	{"ProducerID", "PRODUCER_ID"},
 	{"Window", "WINDOW"},
+	{"WindowBytes", "WINDOW_BYTES"},
 	{"ResendMin", "RESEND_MIN"},
 	{"ResendMax", "RESEND_MAX"},
 	{"ChunkSize", "CHUNK_SIZE"},
@@ -183,6 +255,7 @@ func (cfg *Config) checkProtocol(c *checker) {
 		reason string
 	}{
 		{"WINDOW", cfg.Window == 0, "must be from 1 up; unset it for the default"},
+		{"WINDOW_BYTES", cfg.WindowBytes == 0, "must be from 1 up; unset it for the default"},
 		{"CHUNK_SIZE", cfg.ChunkSize == 0, "must be from 1 up; unset it for the default"},
 		{"MAX_MESSAGE_SIZE", cfg.MaxMessageSize == 0, "must be from 1 up; unset it for the default"},
 		{"DURABLE_MAX_BYTES", cfg.DurableMaxBytes == 0, "must be from 1 up; unset it for the default"},
@@ -261,11 +334,29 @@ func validName(s string) bool {
 	return true
 }
 
-// redact hides a URL's password for messages and logs.
+// redact is a URL as logs and errors may show it: without its user info
+// (a password, a token) and its query (which often holds a token), each
+// replaced by "redacted", and without its fragment. A URL that does not
+// parse could hold anything, so none of it is shown.
 func redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
+	if err != nil || u.Opaque != "" || (u.Scheme == "" && u.Host == "") { // an opaque one ("user:pw@host") is not what it seems
+		return "(a URL that does not parse)"
 	}
-	return u.Redacted()
+	var b strings.Builder
+	if u.Scheme != "" {
+		b.WriteString(u.Scheme + ":")
+	}
+	if u.Host != "" || u.User != nil {
+		b.WriteString("//")
+		if u.User != nil {
+			b.WriteString("redacted@")
+		}
+		b.WriteString(u.Host)
+	}
+	b.WriteString(u.EscapedPath())
+	if u.RawQuery != "" || u.ForceQuery {
+		b.WriteString("?redacted")
+	}
+	return b.String()
 }

@@ -290,27 +290,23 @@ func TestSecretTooShort(t *testing.T) {
 	}
 }
 
-// FuzzOpenSealed: no bytes open without the key, and nothing panics.
+// FuzzOpenSealed: no bytes open without the key, and nothing panics. The
+// seeds are well-formed frames sealed with another secret (a fuzzer worker
+// runs this setup again, with other nonces, so the receiver's own frames
+// could not be recognised across processes).
 func FuzzOpenSealed(f *testing.F) {
-	cfg := delivery.SealConfig{Secret: newSecret(f, "correct horse battery staple")}
 	pipe, _ := memory.NewPipe(memory.Options{})
 	tap := &tapLink{Link: pipe.Producer()}
-	sender, _ := delivery.Seal(tap, "s", delivery.ProducerEnd, cfg)
-	receiver, _ := delivery.Seal(pipe.Consumer(), "s", delivery.ConsumerEnd, cfg)
+	sender, _ := delivery.Seal(tap, "s", delivery.ProducerEnd, delivery.SealConfig{Secret: newSecret(f, "the sender's secret, not the key")})
+	receiver, _ := delivery.Seal(pipe.Consumer(), "s", delivery.ConsumerEnd, delivery.SealConfig{Secret: newSecret(f, "correct horse battery staple")})
 	for _, frame := range [][]byte{nil, {1}, bytes.Repeat([]byte{0xBD}, 40), delivery.ForgedData("p", 1, true, []byte("x"), 1)} {
 		sender.Send(context.Background(), frame)
 	}
-	real := tap.frames()
-	for _, b := range real {
+	for _, b := range tap.frames() {
 		f.Add(b)
 	}
 	f.Add([]byte{0xBE, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, r := range real {
-			if bytes.Equal(b, r) {
-				return // the peer's own frame: it opens, as it should
-			}
-		}
 		if _, ok := receiver.OpenSealed(bytes.Clone(b)); ok {
 			t.Fatalf("%x opened without being sealed with the key", b)
 		}

@@ -26,6 +26,12 @@ type ServerConfig struct {
 	// for streams that outlive the process.
 	StoreDir string
 
+	// Token, when set, is required of every client (nats.go: nats.Token, or
+	// the token as a URL's user info): a client without it is refused with
+	// an authorization violation. Make it long and random. Default: none,
+	// and whoever reaches the port may connect.
+	Token string
+
 	// MaxPayload is the largest message the server takes, in bytes.
 	// Default: the server's, 1 MiB.
 	MaxPayload int
@@ -91,6 +97,9 @@ func (s *Server) start(ctx context.Context) error {
 		MaxPayload: int32(s.cfg.MaxPayload),
 		NoSigs:     true,
 		NoLog:      s.cfg.Logger == nil,
+		// The server's own clients (JetStream's, the system account's) are
+		// internal and need no token.
+		Authorization: s.cfg.Token,
 	}
 	if opts.Port == 0 {
 		opts.Port = server.RANDOM_PORT
@@ -122,7 +131,8 @@ func (s *Server) start(ctx context.Context) error {
 	return nil
 }
 
-// URL is the client URL of the server, for Config.URL.
+// URL is the client URL of the server, for Config.URL. It holds no token:
+// give a client ServerConfig.Token in its options.
 func (s *Server) URL() string {
 	return fmt.Sprintf("nats://%s", net.JoinHostPort(s.cfg.Host, fmt.Sprint(s.cfg.Port)))
 }

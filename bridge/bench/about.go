@@ -25,6 +25,9 @@ func describeBench(b *Config) report.About {
 	if b.Durable {
 		workload += ", also with the durable queue"
 	}
+	if b.Sealed {
+		workload += ", also with sealed frames"
+	}
 	return report.About{Date: time.Now().Format("2006-01-02"), Machine: describeMachine(), Workload: workload}
 }
 

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,11 +21,16 @@ import (
 // broker: raw, the carrier's own client with its strongest delivery
 // settings and no protocol, and reliable, the protocol over the service's
 // carrier (and, with BRIDGE_BENCH_DURABLE, the protocol with the durable
-// producer queue). It shows a progress line on stderr, then writes a table
+// producer queue; with BRIDGE_BENCH_SEALED, the protocol with sealed frames
+// beside it unsealed). Without BRIDGE_BENCH_SEALED the protocol's frames
+// are sealed as the service seals them: when BRIDGE_SECRET is set. It shows a progress line on stderr, then writes a table
 // or JSON on stdout and, with BRIDGE_BENCH_REPORT, an HTML report. A run
 // that fails ends the bench: what was measured before it is still written.
 // b must have passed Validate with svc.
 func Run(ctx context.Context, svc bridge.Config, b Config, env bridge.Env) error {
+	if b.Sealed && !svc.Sealed() {
+		svc.Secret = randomSecret() // the sealed mode's, for this run
+	}
 	about := describeBench(&b)
 	prog := newProgress(env.Stderr)
 	fmt.Fprintf(env.Stderr, "bridge bench: %s over %s; sizes %s\n", about.Workload, strings.Join(b.Transports, ", "), sizesText(b.Size))
@@ -50,7 +57,7 @@ func Run(ctx context.Context, svc bridge.Config, b Config, env bridge.Env) error
 type plan struct {
 	count, size, window, rounds int
 	rate                        float64
-	durable                     bool
+	durable, sealed             bool
 }
 
 // warmUp is how many messages each mode moves untimed before its rounds:
@@ -68,7 +75,7 @@ func runAll(ctx context.Context, svc bridge.Config, b Config, log *slog.Logger, 
 			return rows, fmt.Errorf("bench %s: %w", name, err)
 		}
 		for _, size := range b.Size {
-			w := plan{count: b.countFor(size), size: size, window: b.Window, rounds: b.Rounds, rate: b.Rate, durable: b.Durable}
+			w := plan{count: b.countFor(size), size: size, window: b.Window, rounds: b.Rounds, rate: b.Rate, durable: b.Durable, sealed: b.Sealed}
 			rs, err := runSize(ctx, t, w, prog, log)
 			rows = append(rows, rs...)
 			if err != nil {
@@ -90,7 +97,14 @@ func runSize(ctx context.Context, t *target, w plan, prog *progress, log *slog.L
 	stream := fmt.Sprintf("bench-%s-%d-%s", t.name, w.size, strconv.FormatInt(time.Now().UnixNano(), 36))
 	warm := w.warmUp()
 	modes := []*modeRun{newModeRun(report.Raw, warm+w.count), newModeRun(report.Reliable, warm+w.count)}
-	streams := map[string]string{report.Raw: stream + "-raw", report.Reliable: stream, report.Durable: stream + "-durable"}
+	streams := map[string]string{report.Raw: stream + "-raw", report.Reliable: stream, report.Durable: stream + "-durable", report.Sealed: stream + "-sealed"}
+	// The protocol's modes as the service runs them; beside the sealed
+	// mode, the others unsealed, so that the two differ in sealing only.
+	protocolCfg := t.cfg
+	if w.sealed {
+		modes = append(modes, newModeRun(report.Sealed, warm+w.count))
+		protocolCfg = t.cfg.Unsealed()
+	}
 	var durableDir string
 	if w.durable {
 		modes = append(modes, newModeRun(report.Durable, warm+w.count))
@@ -121,9 +135,11 @@ func runSize(ctx context.Context, t *target, w plan, prog *progress, log *slog.L
 		case report.Raw:
 			m.pipe, err = t.raw(ctx, streams[m.mode], w.size, m.deliver)
 		case report.Reliable:
-			m.pipe, err = reliablePipe(ctx, t.car, t.cfg, streams[m.mode], "", log, m.deliver)
+			m.pipe, err = reliablePipe(ctx, t.car, protocolCfg, streams[m.mode], "", log, m.deliver)
 		case report.Durable:
-			m.pipe, err = reliablePipe(ctx, t.car, t.cfg, streams[m.mode], durableDir, log, m.deliver)
+			m.pipe, err = reliablePipe(ctx, t.car, protocolCfg, streams[m.mode], durableDir, log, m.deliver)
+		case report.Sealed:
+			m.pipe, err = reliablePipe(ctx, t.car, t.cfg, streams[m.mode], "", log, m.deliver)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", m.mode, err)
@@ -160,6 +176,14 @@ func runSize(ctx context.Context, t *target, w plan, prog *progress, log *slog.L
 		}
 	}
 	return rows, errors.Join(errs...)
+}
+
+// randomSecret is 32 random bytes in hex: the sealed mode's secret when
+// BRIDGE_SECRET is unset, an embedded server's token.
+func randomSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func sizesText(sizes []int) string {

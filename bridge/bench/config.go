@@ -24,6 +24,7 @@ type Config struct {
 	Window     int      `envconfig:"BENCH_WINDOW" default:"1000" desc:"bench: the consumer's window in reliable runs (and the raw amqp consumer's prefetch)"`
 	Rate       float64  `envconfig:"BENCH_RATE" desc:"bench: messages per second (default 0: as fast as possible; a fixed rate for latency runs)"`
 	Durable    bool     `envconfig:"BENCH_DURABLE" desc:"bench: also run reliable delivery with the durable producer queue (in a temporary directory)"`
+	Sealed     bool     `envconfig:"BENCH_SEALED" desc:"bench: also run reliable delivery with sealed frames (mode sealed, sealed with BRIDGE_SECRET, or a random secret when it is unset) beside it unsealed (mode reliable), on every transport"`
 	Rounds     int      `envconfig:"BENCH_ROUNDS" default:"2" desc:"bench: each run is split into this many rounds, the modes taking turns on the same broker, so a change in the machine's load weighs on all of them alike"`
 	Format     string   `envconfig:"BENCH_FORMAT" default:"table" desc:"bench: output on stdout, table or json"`
 	Report     string   `envconfig:"BENCH_REPORT" desc:"bench: also write a self-contained HTML report with charts to this file"`

@@ -229,8 +229,13 @@ func (m *modeRun) row(t *target, w plan) report.Row {
 	}
 	if m.mode != report.Raw {
 		r.Client = "the protocol over the " + t.name + " carrier, as the service runs it"
-		if m.mode == report.Durable {
+		switch {
+		case m.mode == report.Durable:
 			r.Client += ", with the durable producer queue"
+		case m.mode == report.Sealed:
+			r.Client += ", with sealed frames (BRIDGE_SECRET)"
+		case t.cfg.Sealed() && !w.sealed:
+			r.Client += ", frames sealed (BRIDGE_SECRET)"
 		}
 		resends, dropped := m.pipe.stats()
 		r.Resends, r.Duplicates = &resends, dropped

@@ -32,12 +32,15 @@ func openNATSTarget(ctx context.Context, cfg bridge.Config, js bool, log *slog.L
 	}
 	where := ""
 	if cfg.NATSURL == "" {
-		srv, err := natscarrier.StartServer(ctx, natscarrier.ServerConfig{Host: "127.0.0.1", StoreDir: cfg.NATSEmbeddedDir, Logger: quietLogger(log)})
+		// Like the service's embedded server, it takes only its own clients:
+		// the carrier's and the raw ones, given the token as BRIDGE_NATS_TOKEN.
+		token := randomSecret()
+		srv, err := natscarrier.StartServer(ctx, natscarrier.ServerConfig{Host: "127.0.0.1", StoreDir: cfg.NATSEmbeddedDir, Token: token, Logger: quietLogger(log)})
 		if err != nil {
 			return nil, fmt.Errorf("starting an embedded NATS server: %w", err)
 		}
 		t.onClose(srv.Shutdown)
-		t.cfg.NATSURL = srv.URL()
+		t.cfg.NATSURL, t.cfg.NATSToken = srv.URL(), token
 		where = ", embedded"
 	}
 	ncfg, err := t.cfg.NATSConfig(log)

@@ -85,7 +85,7 @@ func tcpRig(t *testing.T) *rig {
 	px := newProxy(t, "tcp", "", consumerAddr)
 	return &rig{
 		name:         "tcp",
-		vars:         []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_SECRET=chaos"},
+		vars:         []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_SECRET=chaos-secret-of-the-tests"},
 		producerVars: []string{"BRIDGE_TCP_ADDR=" + px.Listen},
 		consumerVars: []string{"BRIDGE_TCP_ADDR=" + consumerAddr},
 		proxy:        px,

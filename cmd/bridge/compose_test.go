@@ -274,8 +274,8 @@ func checkComposeTCP(t *testing.T, producer string, p composeService, consumer s
 	if want := net.JoinHostPort(consumer, port); p.env("BRIDGE_TCP_ADDR") != want {
 		t.Errorf("%s: BRIDGE_TCP_ADDR=%q; want %s", producer, p.env("BRIDGE_TCP_ADDR"), want)
 	}
-	if p.env("BRIDGE_TCP_SECRET") == "" {
-		t.Errorf("%s: no BRIDGE_TCP_SECRET", producer)
+	if p.env("BRIDGE_SECRET") == "" {
+		t.Errorf("%s: no BRIDGE_SECRET", producer)
 	}
 }
 

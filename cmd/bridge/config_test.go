@@ -23,6 +23,12 @@ func TestBadConfiguration(t *testing.T) {
 		{"webhook without url", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK=http"}, []string{"BRIDGE_SINK_URL"}},
 		{"http source without address", []string{"BRIDGE_ROLE=producer", "BRIDGE_SOURCE=http"}, []string{"BRIDGE_HTTP_ADDR"}},
 		{"window out of range", []string{"BRIDGE_ROLE=consumer", "BRIDGE_WINDOW=0"}, []string{"BRIDGE_WINDOW", "from 1"}},
+		{"sink timeout zero", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK_TIMEOUT=0s"}, []string{"BRIDGE_SINK_TIMEOUT", "must be positive"}},
+		{"sink retry negative", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK_RETRY_MAX=-1s"}, []string{"BRIDGE_SINK_RETRY_MAX", "must be positive"}},
+		{"http timeout zero", []string{"BRIDGE_ROLE=consumer", "BRIDGE_HTTP_TIMEOUT=0s"}, []string{"BRIDGE_HTTP_TIMEOUT", "must be positive"}},
+		{"http connections zero", []string{"BRIDGE_ROLE=consumer", "BRIDGE_HTTP_MAX_CONNS=0"}, []string{"BRIDGE_HTTP_MAX_CONNS", "from 1"}},
+		{"webhook url unparsable", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK=http", "BRIDGE_SINK_URL=http://hook:pa55word@[::1"}, []string{"BRIDGE_SINK_URL", "(a URL that does not parse)"}},
+		{"webhook url not http", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK=http", "BRIDGE_SINK_URL=ftp://hook:pa55word@host/?token=t0ken"}, []string{"BRIDGE_SINK_URL", "ftp://redacted@host/?redacted"}},
 	}
 	for _, c := range cases {
 		for _, cmd := range []string{"run", "check"} {
@@ -34,6 +40,9 @@ func TestBadConfiguration(t *testing.T) {
 				if !strings.Contains(stderr, w) {
 					t.Errorf("%s (%s): the message does not say %q:\n%s", c.name, cmd, w, stderr)
 				}
+			}
+			if strings.Contains(stderr, "pa55word") || strings.Contains(stderr, "t0ken") {
+				t.Errorf("%s (%s): the message shows a URL's credentials:\n%s", c.name, cmd, stderr)
 			}
 		}
 	}

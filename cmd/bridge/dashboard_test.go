@@ -62,7 +62,7 @@ func TestComposeDashboard(t *testing.T) {
 	}
 
 	tcpAddr, producerHTTP, consumerHTTP := adaptertest.FreeAddr(t), adaptertest.FreeAddr(t), adaptertest.FreeAddr(t)
-	common := []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + tcpAddr, "BRIDGE_TCP_SECRET=dashboard"}
+	common := []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + tcpAddr, "BRIDGE_SECRET=dashboard-secret-of-the-tests"}
 	consumer := startProc(t, nil, nil, append(common, "BRIDGE_ROLE=consumer", "BRIDGE_HTTP_ADDR="+consumerHTTP)...)
 	producer := startProc(t, nil, nil, append(common, "BRIDGE_ROLE=producer", "BRIDGE_SOURCE=generate",
 		"BRIDGE_GENERATE_RATE=200", "BRIDGE_HTTP_ADDR="+producerHTTP)...)

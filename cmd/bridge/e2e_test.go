@@ -25,7 +25,7 @@ type transport struct {
 
 var transports = []transport{
 	{"tcp", func(t *testing.T) []string {
-		return []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + adaptertest.FreeAddr(t), "BRIDGE_TCP_SECRET=e2e"}
+		return []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + adaptertest.FreeAddr(t), "BRIDGE_SECRET=e2e-secret-of-the-tests"}
 	}},
 	{"nats", func(t *testing.T) []string {
 		// No NATS_URL: the first process embeds the server, the second uses it.

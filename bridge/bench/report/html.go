@@ -15,10 +15,11 @@ import (
 
 // reportPage is what the template shows.
 type reportPage struct {
-	About      About
-	Charts     []reportSize
-	Rows       []Row
-	Transports []reportTransport
+	About       About
+	Charts      []reportSize
+	Rows        []Row
+	Transports  []reportTransport
+	SealedCosts string // see sealedCosts
 }
 
 type reportSize struct {
@@ -81,8 +82,9 @@ td.text, th.text { text-align: left; }
 <ul id="carriers">
 {{range .Transports}}<li><b>{{.Name}}</b> on {{.Broker}}. Raw: {{.Client}}.{{if .Note}} <span class="note">Note: {{.Note}}.</span>{{end}}</li>
 {{end}}</ul>
-<p>Reliable: the protocol over the service's carrier, as <code>bridge run</code> runs it; durable: with the durable producer queue.
-Ratio: messages per second over the raw client's, same transport and size.
+<p>Reliable: the protocol over the service's carrier, as <code>bridge run</code> runs it; durable: with the durable producer queue; sealed: with every frame sealed, as <code>BRIDGE_SECRET</code> seals them.
+Ratio: messages per second over the raw client's, same transport and size.{{if .SealedCosts}}
+Sealed over reliable, the share of the unsealed protocol's rate that sealing keeps: <span id="sealed-costs">{{.SealedCosts}}</span>.{{end}}
 Latency runs from making a message to its receipt by the consuming application; at full speed it is mostly time spent queueing.
 CPU is this process's (an embedded NATS server's included, a broker in another process's not); heap is the Go heap's peak.</p>
 <h2>Figures</h2>
@@ -97,7 +99,7 @@ CPU is this process's (an embedded NATS server's included, a broker in another p
 // WriteHTML writes the HTML report of rows: one page with everything
 // inline (see the comment above reportPage).
 func WriteHTML(w io.Writer, rows []Row, about About) error {
-	page := reportPage{About: about, Rows: rows}
+	page := reportPage{About: about, Rows: rows, SealedCosts: sealedCosts(rows)}
 	var sizes []int
 	for _, r := range rows {
 		if !slices.Contains(sizes, r.Size) {

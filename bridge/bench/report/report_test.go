@@ -94,3 +94,47 @@ func TestCompactAndTicks(t *testing.T) {
 		t.Errorf("ticks for 1234567: %v", ticks)
 	}
 }
+
+// TestSealedRatio: a sealed row's sealed ratio is its rate over the
+// reliable row's of the same transport and size (its ratio stays the one
+// over raw), the other rows have none, and the table and the HTML report
+// say what sealing kept.
+func TestSealedRatio(t *testing.T) {
+	rows := []Row{
+		{Transport: "tcp", Size: 128, Mode: Raw, MsgsPerSec: 1000},
+		{Transport: "tcp", Size: 128, Mode: Reliable, MsgsPerSec: 2000},
+		{Transport: "tcp", Size: 128, Mode: Sealed, MsgsPerSec: 1800},
+		{Transport: "tcp", Size: 65536, Mode: Raw, MsgsPerSec: 100},
+		{Transport: "tcp", Size: 65536, Mode: Reliable, MsgsPerSec: 80},
+		{Transport: "tcp", Size: 65536, Mode: Sealed, MsgsPerSec: 60},
+		{Transport: "nats", Size: 128, Mode: Sealed, MsgsPerSec: 5}, // no reliable row
+	}
+	SetRatios(rows)
+	want := []float64{-1, -1, 0.9, -1, -1, 0.75, -1}
+	for i, r := range rows {
+		got := -1.0
+		if r.SealedRatio != nil {
+			got = *r.SealedRatio
+		}
+		if got != want[i] {
+			t.Errorf("row %d (%s %d %s): sealed ratio %v, want %v", i, r.Transport, r.Size, r.Mode, got, want[i])
+		}
+	}
+	if rows[2].Ratio == nil || *rows[2].Ratio != 1.8 {
+		t.Errorf("the sealed row's ratio is %v; want 1.8, over raw", rows[2].Ratio)
+	}
+	const costs = "tcp 128 B 0.90, tcp 64 KiB 0.75"
+	var table, page strings.Builder
+	if err := WriteTable(&table, rows, About{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteHTML(&page, rows, About{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "sealed over reliable (the share of the unsealed protocol's msgs/s that sealing keeps): "+costs) {
+		t.Errorf("the table does not say what sealing kept:\n%s", table.String())
+	}
+	if !strings.Contains(page.String(), `<span id="sealed-costs">`+costs+`</span>`) || !strings.Contains(page.String(), `data-mode="sealed"`) {
+		t.Error("the report does not say what sealing kept, or draws no sealed bar")
+	}
+}

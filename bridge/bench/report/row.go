@@ -16,6 +16,7 @@ const (
 	Raw      = "raw"      // the carrier's own client, no protocol
 	Reliable = "reliable" // the protocol over the carrier
 	Durable  = "durable"  // the protocol with the durable producer queue
+	Sealed   = "sealed"   // the protocol with sealed frames (BRIDGE_SECRET)
 )
 
 // About says when a bench ran, on what machine, with what workload:
@@ -33,7 +34,7 @@ type About struct {
 type Row struct {
 	Transport string  `json:"transport"` // as BRIDGE_BENCH_TRANSPORTS names it
 	Broker    string  `json:"broker"`    // what served it; a test broker says so
-	Mode      string  `json:"mode"`      // raw, reliable or durable
+	Mode      string  `json:"mode"`      // raw, reliable, durable or sealed
 	Client    string  `json:"client"`    // what sent and received
 	Size      int     `json:"size"`      // bytes per message
 	Window    int     `json:"window"`    // the consumer's window (raw amqp: its prefetch)
@@ -54,7 +55,11 @@ type Row struct {
 	Resends    *uint64  `json:"resends"`      // messages the producer sent again; null for raw
 	Duplicates uint64   `json:"duplicates"`   // reliable: repeats the protocol dropped; raw: repeats the receiver got
 	Ratio      *float64 `json:"ratio"`        // msgs_per_sec of this row over the raw row's, same transport and size; null for raw
-	Note       string   `json:"note"`         // a caveat about the broker, "" for none
+	// SealedRatio is a sealed row's msgs_per_sec over the reliable row's
+	// (unsealed), same transport and size: what sealing costs. Null for
+	// the other modes.
+	SealedRatio *float64 `json:"sealed_ratio"`
+	Note        string   `json:"note"` // a caveat about the broker, "" for none
 
 	// Spread is the latency at SpreadQuantiles, in ms, for the HTML
 	// report's chart.
@@ -65,20 +70,43 @@ type Row struct {
 // fastest message, p25, p50, p75, p90, p99 and the slowest.
 var SpreadQuantiles = []float64{0, 0.25, 0.50, 0.75, 0.90, 0.99, 1}
 
-// SetRatios sets each reliable row's ratio to its raw row's rate.
+// SetRatios sets each protocol row's ratio to its raw row's rate, and each
+// sealed row's sealed ratio to its reliable row's.
 func SetRatios(rows []Row) {
 	for i := range rows {
 		if rows[i].Mode == Raw {
 			continue
 		}
-		j := slices.IndexFunc(rows, func(raw Row) bool {
-			return raw.Mode == Raw && raw.Transport == rows[i].Transport && raw.Size == rows[i].Size
-		})
-		if j >= 0 && rows[j].MsgsPerSec > 0 {
-			ratio := Round(rows[i].MsgsPerSec/rows[j].MsgsPerSec, 3)
-			rows[i].Ratio = &ratio
+		rows[i].Ratio = ratioTo(rows, rows[i], Raw)
+		if rows[i].Mode == Sealed {
+			rows[i].SealedRatio = ratioTo(rows, rows[i], Reliable)
 		}
 	}
+}
+
+// ratioTo is r's rate over that of the row of mode with r's transport and
+// size, or nil if there is none.
+func ratioTo(rows []Row, r Row, mode string) *float64 {
+	j := slices.IndexFunc(rows, func(o Row) bool {
+		return o.Mode == mode && o.Transport == r.Transport && o.Size == r.Size
+	})
+	if j < 0 || rows[j].MsgsPerSec <= 0 {
+		return nil
+	}
+	ratio := Round(r.MsgsPerSec/rows[j].MsgsPerSec, 3)
+	return &ratio
+}
+
+// sealedCosts says, for each sealed row, what share of the unsealed
+// protocol's rate it kept: "tcp 128 B 0.93, tcp 64 KiB 0.85"; "" for none.
+func sealedCosts(rows []Row) string {
+	var parts []string
+	for _, r := range rows {
+		if r.Mode == Sealed && r.SealedRatio != nil {
+			parts = append(parts, fmt.Sprintf("%s %s %.2f", r.Transport, SizeText(r.Size), *r.SealedRatio))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Round rounds x to digits decimals: figures are written to what is worth
@@ -132,6 +160,9 @@ func WriteTable(w io.Writer, rows []Row, about About) error {
 		if r.Note != "" {
 			fmt.Fprintf(w, "  * note: %s\n", r.Note)
 		}
+	}
+	if costs := sealedCosts(rows); costs != "" {
+		fmt.Fprintf(w, "sealed over reliable (the share of the unsealed protocol's msgs/s that sealing keeps): %s\n", costs)
 	}
 	_, err := fmt.Fprintln(w, "ratio: msgs/s over the raw client's, same transport and size. Latency: from making a message to its receipt; at full speed it is mostly queueing (set BRIDGE_BENCH_RATE to measure it at a fixed rate).")
 	return err

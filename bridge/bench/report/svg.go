@@ -12,9 +12,9 @@ import (
 // from the network and no script, and opens the same in any browser.
 
 // modeColors are the modes' colours in every chart.
-var modeColors = map[string]string{Raw: "#8a8f98", Reliable: "#1f6fb4", Durable: "#e07b18"}
+var modeColors = map[string]string{Raw: "#8a8f98", Reliable: "#1f6fb4", Sealed: "#2a9d5c", Durable: "#e07b18"}
 
-var modeOrder = []string{Raw, Reliable, Durable}
+var modeOrder = []string{Raw, Reliable, Sealed, Durable}
 
 // svgText escapes s for SVG text and attributes.
 func svgText(s string) string { return html.EscapeString(s) }
