@@ -41,9 +41,10 @@ type ConsumerController[T any] struct {
 // Delivery is one message handed to the application.
 type Delivery[T any] struct {
 	Message       T
-	SeqNr         SeqNr  // its sequence number (for a chunked message, that of its last chunk)
-	ProducerID    string // the producer that sent it
-	ProducerEpoch uint64 // the lifetime of the producer that sent it
+	SeqNr         SeqNr   // its sequence number (for a chunked message, that of its last chunk)
+	ProducerID    string  // the producer that sent it
+	ProducerEpoch uint64  // the lifetime of the producer that sent it
+	Headers       Headers // what the producer sent with it (names in lower case); nil for none
 
 	q   *readyQueue
 	gen uint64
@@ -146,6 +147,9 @@ func (c *ConsumerController[T]) ReceiveBatch(ctx context.Context, dst []Delivery
 
 func (c *ConsumerController[T]) delivery(m readyMsg, gen uint64, id producerIdentity) (Delivery[T], error) {
 	d := Delivery[T]{SeqNr: m.seqNr, ProducerID: id.id, ProducerEpoch: id.epoch, q: c.ready, gen: gen}
+	if m.headers != nil {
+		d.Headers, _ = decodeHeaders(m.headers) // the reader checked them
+	}
 	var err error
 	if d.Message, err = c.ser.Unmarshal(m.payload); err != nil {
 		return d, &UnmarshalError{SeqNr: m.seqNr, Payload: m.payload, Err: err}

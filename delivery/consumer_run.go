@@ -30,8 +30,9 @@ type consumerRun[T any] struct {
 
 	base SeqNr // the numbering's start, less one
 
-	partial    []byte // chunks of a message being reassembled
-	assembling bool
+	partial        []byte // chunks of a message being reassembled
+	partialHeaders []byte // its headers, encoded (they came on its first chunk)
+	assembling     bool
 	// discarding: the message being received is larger than MaxMessageSize
 	// (or a tombstone): its chunks are skipped, and buffered nowhere.
 	discarding bool
@@ -417,10 +418,11 @@ func (r *consumerRun[T]) take(m wireMsg) bool {
 	case first && (m.has(flagRefused) || int64(m.total) > int64(r.s.MaxMessageSize) || len(m.payload) > r.s.MaxMessageSize):
 		r.discarding = true
 	case first && last:
-		r.push(m.seqNr, m.payload, m.has(flagAck))
+		r.push(m.seqNr, m.payload, m.headers, m.has(flagAck))
 		return true
 	case first:
 		r.partial = append(make([]byte, 0, min(max(int(m.total), 2*len(m.payload)), r.s.MaxMessageSize)), m.payload...)
+		r.partialHeaders = m.headers
 		r.assembling = true
 		return true
 	case r.discarding:
@@ -435,8 +437,8 @@ func (r *consumerRun[T]) take(m wireMsg) bool {
 	default:
 		r.partial = append(r.partial, m.payload...)
 		if last {
-			r.push(m.seqNr, r.partial, m.has(flagAck))
-			r.assembling, r.partial = false, nil
+			r.push(m.seqNr, r.partial, r.partialHeaders, m.has(flagAck))
+			r.assembling, r.partial, r.partialHeaders = false, nil, nil
 		}
 		return true
 	}
@@ -450,8 +452,8 @@ func (r *consumerRun[T]) take(m wireMsg) bool {
 	return false
 }
 
-func (r *consumerRun[T]) push(seqNr SeqNr, payload []byte, ack bool) {
-	r.pushes = append(r.pushes, readyMsg{seqNr: seqNr, payload: payload})
+func (r *consumerRun[T]) push(seqNr SeqNr, payload, headers []byte, ack bool) {
+	r.pushes = append(r.pushes, readyMsg{seqNr: seqNr, payload: payload, headers: headers})
 	r.delivered = seqNr
 	r.waiting++
 	r.c.stats.delivered.Add(1)

@@ -46,6 +46,11 @@
 // and are reassembled before delivery. In only-flow-control mode nothing is
 // resent: lost messages are skipped, so delivery is at most once.
 //
+// A message may carry headers (SendMessage, Delivery.Headers): names and
+// values bounded by MaxHeaders and MaxHeaderBytes, inside the protocol's
+// frames (an extension of the message's first chunk), so they survive
+// chunking, resends and the durable queue, and cost nothing when absent.
+//
 // Every control message that can confirm carries the largest message the
 // consumer takes (its MaxMessageSize). A producer refuses larger messages
 // at Send with a *MessageTooLargeError; one it took before it knew goes as a

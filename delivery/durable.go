@@ -47,7 +47,11 @@ type StoredMessage struct {
 	SeqNr      SeqNr
 	FirstChunk bool // the first (or only) piece of a message
 	LastChunk  bool // the last (or only) piece of a message
-	Payload    []byte
+	// Headers are the message's headers, on its first chunk, encoded as
+	// the protocol encodes them: a queue keeps them as bytes it need not
+	// read. nil for none.
+	Headers []byte
+	Payload []byte
 }
 
 // DurableUpdate is one Store: everything to make durable at once.

@@ -25,10 +25,12 @@ type intake struct {
 
 // accepted is a message taken from the application, already serialized.
 type accepted struct {
-	first   SeqNr // sequence number of its first chunk
-	chunks  int
-	payload []byte
-	reply   *Confirmation // nil unless sent with confirmation
+	first    SeqNr // sequence number of its first chunk
+	chunks   int
+	firstLen int // payload bytes in the first chunk; the others hold ChunkSize each, the last the rest
+	payload  []byte
+	headers  []byte        // the message's headers, encoded; nil for none
+	reply    *Confirmation // nil unless sent with confirmation
 }
 
 func newIntake(next, limit SeqNr, maxBytes, maxMsg int) *intake {
@@ -57,7 +59,8 @@ func (in *intake) update(change func()) {
 
 // offer accepts a message when the controller asks for one. With wait, it
 // waits for demand until ctx ends; without, it returns ErrNoDemand at once.
-func (in *intake) offer(ctx context.Context, payload []byte, chunks int, withReply, wait bool) (SeqNr, *Confirmation, error) {
+func (in *intake) offer(ctx context.Context, a accepted, withReply, wait bool) (SeqNr, *Confirmation, error) {
+	payload, chunks := a.payload, a.chunks
 	for {
 		in.mu.Lock()
 		if in.err != nil {
@@ -78,7 +81,8 @@ func (in *intake) offer(ctx context.Context, payload []byte, chunks int, withRep
 			if withReply {
 				reply = newConfirmation(last)
 			}
-			in.pending = append(in.pending, accepted{first: first, chunks: chunks, payload: payload, reply: reply})
+			a.first, a.reply = first, reply
+			in.pending = append(in.pending, a)
 			wasEmpty := len(in.pending) == 1
 			in.mu.Unlock()
 			if wasEmpty {

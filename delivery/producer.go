@@ -142,16 +142,60 @@ func (p *ProducerController[T]) TrySendWithConfirmation(msg T) (*Confirmation, e
 	return c, err
 }
 
+// Outgoing is a message with what goes with it, for SendMessage.
+type Outgoing[T any] struct {
+	Message T
+	// Headers travel with the message, inside the protocol's frames, so
+	// they survive chunking, resends and the durable queue; the consumer
+	// finds them in Delivery.Headers. Their limits are MaxHeaders,
+	// MaxHeaderBytes and MaxHeaderName; past them SendMessage returns a
+	// *HeaderError.
+	Headers Headers
+	// Confirm asks for a Confirmation, as SendWithConfirmation does.
+	Confirm bool
+	// NoWait makes SendMessage return ErrNoDemand rather than wait, as
+	// TrySend does.
+	NoWait bool
+}
+
+// SendMessage is what Send, TrySend, SendWithConfirmation and
+// TrySendWithConfirmation do, with headers: it returns the message's
+// sequence number and, with m.Confirm, its Confirmation.
+func (p *ProducerController[T]) SendMessage(ctx context.Context, m Outgoing[T]) (SeqNr, *Confirmation, error) {
+	var hb []byte
+	if len(m.Headers) > 0 {
+		h, err := m.Headers.canonical()
+		if err != nil {
+			return 0, nil, err
+		}
+		hb = appendHeaders(nil, h)
+	}
+	return p.submit(ctx, m.Message, hb, m.Confirm, !m.NoWait)
+}
+
 func (p *ProducerController[T]) send(ctx context.Context, msg T, withReply, wait bool) (SeqNr, *Confirmation, error) {
+	return p.submit(ctx, msg, nil, withReply, wait)
+}
+
+// submit serializes msg, lays out its chunks (the first holds less, to
+// leave room for the headers hb) and offers it to the intake.
+func (p *ProducerController[T]) submit(ctx context.Context, msg T, hb []byte, withReply, wait bool) (SeqNr, *Confirmation, error) {
 	payload, err := p.ser.Marshal(msg)
 	if err != nil {
 		return 0, nil, &MarshalError{Err: err}
 	}
-	chunks := 1
-	if len(payload) > p.settings.ChunkSize {
-		chunks = (len(payload) + p.settings.ChunkSize - 1) / p.settings.ChunkSize
+	a := accepted{payload: payload, headers: hb, chunks: 1, firstLen: len(payload)}
+	room := p.settings.ChunkSize
+	if hb != nil {
+		if room -= headersRoom(len(hb)); room < 1 {
+			return 0, nil, &HeaderError{Reason: fmt.Sprintf("%d bytes of headers do not fit a chunk of %d bytes (ChunkSize, lowered to the carrier's frames)", len(hb), p.settings.ChunkSize)}
+		}
 	}
-	return p.intake.offer(ctx, payload, chunks, withReply, wait)
+	if len(payload) > room {
+		a.firstLen = room
+		a.chunks = 1 + (len(payload)-room+p.settings.ChunkSize-1)/p.settings.ChunkSize
+	}
+	return p.intake.offer(ctx, a, withReply, wait)
 }
 
 // Demand reports how many more sequence numbers the controller asks for

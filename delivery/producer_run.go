@@ -72,8 +72,9 @@ const maxBacklog = 16
 
 // entry is one sequenced message (a whole message or one chunk).
 type entry struct {
-	flags   byte // flagFirstChunk, flagLastChunk, flagAck, flagRefused
-	size    int  // on a first chunk: the whole message's size
+	flags   byte   // flagFirstChunk, flagLastChunk, flagAck, flagRefused
+	size    int    // on a first chunk: the whole message's size
+	headers []byte // on a first chunk: the message's headers, encoded
 	payload []byte
 }
 
@@ -197,11 +198,14 @@ func (r *producerRun[T]) takeIntake(batch []accepted) {
 			if i == 0 {
 				e.flags |= flagFirstChunk
 			}
+			start := 0
 			if i == 0 {
-				e.size = len(a.payload)
+				e.size, e.headers = len(a.payload), a.headers
+			} else {
+				start = a.firstLen + (i-1)*chunk
 			}
-			end := min((i+1)*chunk, len(a.payload))
-			e.payload = a.payload[i*chunk : end : end]
+			end := min(a.firstLen+i*chunk, len(a.payload))
+			e.payload = a.payload[start:end:end]
 			if i == a.chunks-1 {
 				e.flags |= flagLastChunk
 				if a.reply != nil {
@@ -211,7 +215,7 @@ func (r *producerRun[T]) takeIntake(batch []accepted) {
 			r.held = append(r.held, e)
 			r.heldBytes += len(e.payload)
 			if r.store != nil {
-				r.store.add(StoredMessage{SeqNr: a.first + SeqNr(i), FirstChunk: i == 0, LastChunk: i == a.chunks-1, Payload: e.payload})
+				r.store.add(StoredMessage{SeqNr: a.first + SeqNr(i), FirstChunk: i == 0, LastChunk: i == a.chunks-1, Headers: e.headers, Payload: e.payload})
 			}
 		}
 		r.accepted = a.first + SeqNr(a.chunks) - 1
@@ -305,8 +309,8 @@ func (r *producerRun[T]) emit(seqNr SeqNr) {
 		total = e.size // the first chunk of a chunked message says how large it is
 	}
 	h := frameHeader{kind: dataFrame, producerEpoch: r.epoch, consumerEpoch: r.consumerEpoch, producerID: r.s.ProducerID}
-	buf := r.out.reserve(h, sequencedSize(seqNr, total, len(e.payload)))
-	*buf = appendSequenced(*buf, flags, seqNr, total, e.payload)
+	buf := r.out.reserve(h, sequencedSize(seqNr, total, e.headers, len(e.payload)))
+	*buf = appendSequenced(*buf, flags, seqNr, total, e.headers, e.payload)
 }
 
 // resend asks for the held messages from..to to go again; asks merge.

@@ -45,6 +45,8 @@ type SeqNr uint64
 //	extTotalSize (1): on the first chunk of a chunked message, the
 //	  message's whole size, so a consumer that cannot take it knows at once
 //	  and buffers nothing.
+//	extHeaders (3): on the first chunk of a message (or the whole one), its
+//	  headers (see Headers and appendHeaders).
 //	extWindowBytes (2): on a request, the payload bytes the producer may
 //	  have sent and not had confirmed (the window in bytes, beside the one
 //	  in sequence numbers); absent, none but the window's.
@@ -66,8 +68,9 @@ const (
 	// version, kind, two 10-byte varints, the ID length and the ID.
 	frameHeaderMax = 3 + 2*binary.MaxVarintLen64 + 1 + maxProducerIDLen
 	// seqMessageOverhead is the most bytes a sequenced message adds to its
-	// payload: type, body length, flags, sequence number, and an extension
-	// block of one total size.
+	// payload, headers aside: type, body length, flags, sequence number, and
+	// an extension block of a total size. A first chunk with headers holds
+	// that much less payload (see headersRoom).
 	seqMessageOverhead = 1 + binary.MaxVarintLen64 + 1 + binary.MaxVarintLen64 + totalSizeExtMax
 	// totalSizeExtMax is the most bytes the extension block of a total size
 	// takes: its length, the tag, the value's length and the value.
@@ -123,6 +126,7 @@ const (
 const (
 	extTotalSize   byte = 1
 	extWindowBytes byte = 2
+	extHeaders     byte = 3
 	extCritical    byte = 1 << 7
 )
 
@@ -146,6 +150,7 @@ type wireMsg struct {
 	maxMsg  uint64 // register, request, ack: the largest message the consumer accepts
 	winB    uint64 // request: the window in bytes (0: none given)
 	total   uint64 // sequenced, first chunk of a chunked message: the message's size (0: not given)
+	headers []byte // sequenced, first chunk: the message's headers, encoded (nil: none)
 	payload []byte
 }
 
@@ -161,36 +166,59 @@ func appendFrameHeader(dst []byte, h frameHeader) []byte {
 }
 
 // appendSequenced writes a sequenced message; total, when not 0, is the
-// whole message's size, for its first chunk.
-func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, payload []byte) []byte {
-	if total > 0 {
+// whole message's size, for its first chunk; headers, when not nil, its
+// encoded headers, for its first chunk too.
+func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, headers, payload []byte) []byte {
+	ext := extBlockLen(total, headers)
+	if ext > 0 {
 		flags |= flagExt
 	}
 	dst = append(dst, byte(msgSequenced))
-	dst = binary.AppendUvarint(dst, uint64(sequencedBodyLen(seqNr, total, len(payload))))
+	dst = binary.AppendUvarint(dst, uint64(sequencedBodyLen(seqNr, total, headers, len(payload))))
 	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, uint64(seqNr))
-	if total > 0 {
-		v := uvarintLen(uint64(total))
-		dst = binary.AppendUvarint(dst, uint64(2+v)) // the block: tag, len, value
-		dst = append(dst, extTotalSize, byte(v))
-		dst = binary.AppendUvarint(dst, uint64(total))
+	if ext > 0 {
+		dst = binary.AppendUvarint(dst, uint64(ext))
+		if total > 0 {
+			dst = append(dst, extTotalSize, byte(uvarintLen(uint64(total))))
+			dst = binary.AppendUvarint(dst, uint64(total))
+		}
+		if headers != nil {
+			dst = append(dst, extHeaders)
+			dst = binary.AppendUvarint(dst, uint64(len(headers)))
+			dst = append(dst, headers...)
+		}
 	}
 	return append(dst, payload...)
 }
 
-func sequencedBodyLen(seqNr SeqNr, total, payloadLen int) int {
-	n := 1 + uvarintLen(uint64(seqNr)) + payloadLen
+// headersRoom is what encoded headers of n bytes take in a sequenced
+// message: the extension's tag, its length and the headers.
+func headersRoom(n int) int { return 1 + uvarintLen(uint64(n)) + n }
+
+// extBlockLen is the length of a sequenced message's extension block.
+func extBlockLen(total int, headers []byte) int {
+	n := 0
 	if total > 0 {
-		v := uvarintLen(uint64(total))
-		n += uvarintLen(uint64(2+v)) + 2 + v
+		n += 2 + uvarintLen(uint64(total))
+	}
+	if headers != nil {
+		n += headersRoom(len(headers))
+	}
+	return n
+}
+
+func sequencedBodyLen(seqNr SeqNr, total int, headers []byte, payloadLen int) int {
+	n := 1 + uvarintLen(uint64(seqNr)) + payloadLen
+	if ext := extBlockLen(total, headers); ext > 0 {
+		n += uvarintLen(uint64(ext)) + ext
 	}
 	return n
 }
 
 // sequencedSize is the exact number of bytes appendSequenced adds.
-func sequencedSize(seqNr SeqNr, total, payloadLen int) int {
-	bodyLen := sequencedBodyLen(seqNr, total, payloadLen)
+func sequencedSize(seqNr SeqNr, total int, headers []byte, payloadLen int) int {
+	bodyLen := sequencedBodyLen(seqNr, total, headers, payloadLen)
 	return 1 + uvarintLen(uint64(bodyLen)) + bodyLen
 }
 
@@ -451,6 +479,14 @@ func decodeExtensions(m *wireMsg, b []byte, off int) *FrameError {
 				return &FrameError{Offset: start, Reason: "a malformed total size"}
 			}
 			m.total = v
+		case tag == extHeaders && m.typ == msgSequenced:
+			if !m.has(flagFirstChunk) {
+				return &FrameError{Offset: start, Reason: "headers on a message that is not the first chunk"}
+			}
+			if herr := walkHeaders(value, nil); herr != nil {
+				return &FrameError{Offset: start, Reason: herr.Error()}
+			}
+			m.headers = value
 		case tag == extWindowBytes && m.typ == msgRequest:
 			v, k, err := readUvarint(value, 0, "window in bytes")
 			if err != nil || k != len(value) || v == 0 {

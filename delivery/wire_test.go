@@ -16,7 +16,7 @@ func encodeFrame(h frameHeader, msgs []wireMsg) []byte {
 	for _, m := range msgs {
 		switch m.typ {
 		case msgSequenced:
-			b = appendSequenced(b, m.flags&^flagExt, m.seqNr, int(m.total), m.payload)
+			b = appendSequenced(b, m.flags&^flagExt, m.seqNr, int(m.total), m.headers, m.payload)
 		case msgRegister:
 			b = appendRegister(b, int(m.maxMsg))
 		case msgRequest:
@@ -61,7 +61,8 @@ func sampleFrames() []struct {
 	}{
 		{frameHeader{kind: dataFrame, producerEpoch: 1, consumerEpoch: 0, producerID: "p"}, []wireMsg{
 			{typ: msgSequenced, flags: flagFirst | flagFirstChunk | flagLastChunk, seqNr: 1, payload: []byte("hello")},
-			{typ: msgSequenced, flags: flagFirstChunk | flagExt, seqNr: 2, total: 70000, payload: big},
+			{typ: msgSequenced, flags: flagFirstChunk | flagExt, seqNr: 2, total: 70000, headers: appendHeaders(nil, Headers{{"content-type", "text/plain"}, {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}), payload: big},
+			{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk | flagExt, seqNr: 6, headers: appendHeaders(nil, Headers{{"k", ""}}), payload: []byte("h")},
 			{typ: msgSequenced, flags: flagLastChunk | flagAck, seqNr: 3, payload: []byte{}},
 			{typ: msgSequenced, flags: flagFirstChunk | flagRefused | flagExt, seqNr: 4, total: 1 << 40, payload: []byte{}},
 			{typ: msgSequenced, flags: flagLastChunk | flagRefused, seqNr: 5, payload: []byte{}},
@@ -103,7 +104,7 @@ func TestWireRoundTrip(t *testing.T) {
 		for _, m := range f.msgs {
 			if m.typ == msgSequenced {
 				// The size the producer reserves is exact.
-				if got, want := len(appendSequenced(nil, m.flags, m.seqNr, int(m.total), m.payload)), sequencedSize(m.seqNr, int(m.total), len(m.payload)); got != want {
+				if got, want := len(appendSequenced(nil, m.flags, m.seqNr, int(m.total), m.headers, m.payload)), sequencedSize(m.seqNr, int(m.total), m.headers, len(m.payload)); got != want {
 					t.Errorf("sequencedSize(%d, %d, %d) = %d, appended %d", m.seqNr, m.total, len(m.payload), want, got)
 				}
 			}
@@ -213,7 +214,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		for i := range msgs {
 			a, b := msgs[i], msgs2[i]
-			if a.typ != b.typ || a.flags&^flagExt != b.flags&^flagExt || a.seqNr != b.seqNr || a.upTo != b.upTo || a.maxMsg != b.maxMsg || a.winB != b.winB || a.total != b.total || !bytes.Equal(a.payload, b.payload) {
+			if a.typ != b.typ || a.flags&^flagExt != b.flags&^flagExt || a.seqNr != b.seqNr || a.upTo != b.upTo || a.maxMsg != b.maxMsg || a.winB != b.winB || a.total != b.total || !bytes.Equal(a.headers, b.headers) || !bytes.Equal(a.payload, b.payload) {
 				t.Fatalf("message %d changed: %+v vs %+v", i, a, b)
 			}
 		}

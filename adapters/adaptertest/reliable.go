@@ -180,3 +180,65 @@ func testSlowConsumer(t *testing.T, spec Spec) {
 	p.Stop(ctx)
 	cons.Stop(ctx)
 }
+
+// testHeaders: messages' headers arrive with them over the carrier,
+// chunked messages' too, across a cut (where the carrier can be cut) and
+// the resends it brings.
+func testHeaders(t *testing.T, spec Spec) {
+	ctx := context4(t, spec)
+	s := stream(t)
+	n := min(spec.messages(), 300)
+	headersOf := func(i int) delivery.Headers {
+		return delivery.Headers{
+			{Name: "content-type", Value: "application/octet-stream"},
+			{Name: "traceparent", Value: fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)},
+			{Name: "bridge-meta-index", Value: fmt.Sprint(i)},
+		}
+	}
+	size := func(i int) int {
+		if i%50 == 7 {
+			return 600 << 10 // chunked: the headers ride the first chunk
+		}
+		return SmallMessages(i)
+	}
+	cons := StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), FastConsumer)
+	pc, err := delivery.NewProducerController[[]byte](open(t, ctx, spec, s, delivery.ProducerEnd), nil, FastProducer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go pc.Run(ctx)
+	go func() {
+		for i := range n {
+			if _, _, err := pc.SendMessage(ctx, delivery.Outgoing[[]byte]{Message: Payload(i, size(i)), Headers: headersOf(i)}); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range n {
+		if i == n/2 && spec.Cut != nil {
+			spec.Cut(t, s)
+		}
+		d, err := cons.Receive(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if got, err := Index(d.Message); err != nil || got != i {
+			t.Fatalf("message %d, want %d (%v)", got, i, err)
+		}
+		want := headersOf(i)
+		if len(d.Headers) != len(want) {
+			t.Fatalf("message %d: headers %v, want %v", i, d.Headers, want)
+		}
+		for k := range want {
+			if d.Headers[k] != want[k] {
+				t.Fatalf("message %d: header %+v, want %+v", i, d.Headers[k], want[k])
+			}
+		}
+		d.Confirm()
+	}
+	if err := pc.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cons.Stop(ctx)
+}

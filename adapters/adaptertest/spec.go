@@ -87,7 +87,7 @@ var startedAt = time.Now().UnixNano() % 1e9
 
 // Run runs the conformance suite against s.Carrier: raw frames in order in
 // both directions, reliable delivery of many and of large chunked
-// messages, many streams side by side, close and reopen, consumer
+// messages, with headers, many streams side by side, close and reopen, consumer
 // restarts, connection cuts, a slow consumer, the claimed Queue, Release
 // and MaxFrameSize properties, and a sealed stream among strangers' frames
 // (see Spec.Inject). Each test uses a stream of its own;
@@ -104,6 +104,7 @@ func Run(t *testing.T, s Spec) {
 		{"RawControlDirection", testRawControlDirection},
 		{"Reliable", testReliable},
 		{"LargeChunked", testLargeChunked},
+		{"Headers", testHeaders},
 		{"ManyStreams", testManyStreams},
 		{"CloseAndReopen", testCloseAndReopen},
 		{"ConsumerRestart", testConsumerRestart},

@@ -23,7 +23,8 @@ const DefaultLockTimeout = 500 * time.Millisecond
 // sequence number) and messages. Messages live in segments, a nested bucket
 // for each run of segmentSize sequence numbers (segment number, 8 bytes
 // big-endian), holding sequence number (8 bytes big-endian) -> flags byte,
-// CRC-32C of the payload, payload. A segment is dropped whole once all of it
+// CRC-32C of the rest, then with flagHeaders the headers' length (a varint)
+// and the headers as the protocol encodes them, then the payload. A segment is dropped whole once all of it
 // is confirmed: deleting messages one by one costs a tree walk each, and
 // grew slower the more the queue held. Confirmed messages in the one
 // segment still partly unconfirmed are skipped on load. bbolt checksums
@@ -52,6 +53,7 @@ func u64(v uint64) []byte {
 const (
 	flagFirstChunk = 1 << 0
 	flagLastChunk  = 1 << 1
+	flagHeaders    = 1 << 2 // the message's headers precede its payload (a file of before they existed has none)
 )
 
 var (
@@ -217,10 +219,20 @@ func (q *Queue) Load(ctx context.Context) (st delivery.DurableState, err error) 
 				if crc32.Checksum(payload, crcTable) != binary.BigEndian.Uint32(v[1:recordHeader]) {
 					return fmt.Errorf("%w: message %d fails its checksum", ErrCorrupt, seqNr)
 				}
+				var headers []byte
+				if v[0]&flagHeaders != 0 {
+					n, k := binary.Uvarint(payload)
+					if k <= 0 || n > uint64(len(payload)-k) {
+						return fmt.Errorf("%w: message %d: its headers overrun the record", ErrCorrupt, seqNr)
+					}
+					headers = append([]byte(nil), payload[k:k+int(n)]...)
+					payload = payload[k+int(n):]
+				}
 				st.Messages = append(st.Messages, delivery.StoredMessage{
 					SeqNr:      delivery.SeqNr(seqNr),
 					FirstChunk: v[0]&flagFirstChunk != 0,
 					LastChunk:  v[0]&flagLastChunk != 0,
+					Headers:    headers,
 					Payload:    append([]byte(nil), payload...),
 				})
 			}
@@ -288,7 +300,7 @@ func getUint(b *bolt.Bucket, key []byte) uint64 {
 func putMessages(msgs *bolt.Bucket, batch []delivery.StoredMessage) error {
 	size := 0
 	for _, m := range batch {
-		size += 8 + recordHeader + len(m.Payload)
+		size += 8 + recordHeader + binary.MaxVarintLen64 + len(m.Headers) + len(m.Payload)
 	}
 	buf := make([]byte, 0, size)
 	var seg *bolt.Bucket
@@ -311,9 +323,17 @@ func putMessages(msgs *bolt.Bucket, batch []delivery.StoredMessage) error {
 		if m.LastChunk {
 			flags |= flagLastChunk
 		}
-		buf = append(buf, flags)
-		buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(m.Payload, crcTable))
+		if m.Headers != nil {
+			flags |= flagHeaders
+		}
+		buf = append(buf, flags, 0, 0, 0, 0) // the CRC, once the rest is written
+		body := len(buf)
+		if m.Headers != nil {
+			buf = binary.AppendUvarint(buf, uint64(len(m.Headers)))
+			buf = append(buf, m.Headers...)
+		}
 		buf = append(buf, m.Payload...)
+		binary.BigEndian.PutUint32(buf[body-4:body], crc32.Checksum(buf[body:], crcTable))
 		if err := seg.Put(buf[start:start+8], buf[start+8:]); err != nil {
 			return err
 		}

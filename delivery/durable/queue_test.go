@@ -337,3 +337,46 @@ func pipeQuiet(ctx context.Context, p *delivery.ProducerController[[]byte], n de
 	}
 	return nil
 }
+
+// TestHeadersSurviveRestart: a message's headers are stored with it, and a
+// producer restarted on the queue resends them, chunked messages too.
+func TestHeadersSurviveRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "p.db")
+	pipe, _ := memory.NewPipe(memory.Options{})
+	headers := delivery.Headers{{Name: "content-type", Value: "text/plain"}, {Name: "key", Value: "order-7"}}
+
+	deaf := consumer(t, ctx, pipe) // takes, confirms nothing
+	first := lifetime(t, ctx, pipe, path)
+	for i, size := range []int{32, 600 << 10} {
+		_, c, err := first.SendMessage(ctx, delivery.Outgoing[[]byte]{Message: adaptertest.Payload(i, size), Headers: headers, Confirm: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitStored(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := deaf.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deaf.Close()
+	first.Close()
+
+	cons := consumer(t, ctx, pipe)
+	second := lifetime(t, ctx, pipe, path)
+	for i := range 2 {
+		d, err := cons.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := adaptertest.Index(d.Message); got != i || len(d.Headers) != 2 || d.Headers[1] != headers[1] {
+			t.Fatalf("after the restart: message %d with headers %v; want %d with %v", got, d.Headers, i, headers)
+		}
+		d.Confirm()
+	}
+	if err := second.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
