@@ -177,25 +177,34 @@ func (p *ProducerController[T]) send(ctx context.Context, msg T, withReply, wait
 	return p.submit(ctx, msg, nil, withReply, wait)
 }
 
-// submit serializes msg, lays out its chunks (the first holds less, to
-// leave room for the headers hb) and offers it to the intake.
+// submit prepares msg (its chunks: the first holds less, to leave room
+// for the headers hb) and offers it to the intake.
 func (p *ProducerController[T]) submit(ctx context.Context, msg T, hb []byte, withReply, wait bool) (SeqNr, *Confirmation, error) {
+	a, err := p.prepare(msg, hb)
+	if err != nil {
+		return 0, nil, err
+	}
+	return p.intake.offer(ctx, a, withReply, wait)
+}
+
+// prepare serializes msg and lays out its chunks, for the intake.
+func (p *ProducerController[T]) prepare(msg T, hb []byte) (accepted, error) {
 	payload, err := p.ser.Marshal(msg)
 	if err != nil {
-		return 0, nil, &MarshalError{Err: err}
+		return accepted{}, &MarshalError{Err: err}
 	}
 	a := accepted{payload: payload, headers: hb, chunks: 1, firstLen: len(payload)}
 	room := p.settings.ChunkSize
 	if hb != nil {
 		if room -= headersRoom(len(hb)); room < 1 {
-			return 0, nil, &HeaderError{Reason: fmt.Sprintf("%d bytes of headers do not fit a chunk of %d bytes (ChunkSize, lowered to the carrier's frames)", len(hb), p.settings.ChunkSize)}
+			return accepted{}, &HeaderError{Reason: fmt.Sprintf("%d bytes of headers do not fit a chunk of %d bytes (ChunkSize, lowered to the carrier's frames)", len(hb), p.settings.ChunkSize)}
 		}
 	}
 	if len(payload) > room {
 		a.firstLen = room
 		a.chunks = 1 + (len(payload)-room+p.settings.ChunkSize-1)/p.settings.ChunkSize
 	}
-	return p.intake.offer(ctx, a, withReply, wait)
+	return a, nil
 }
 
 // Demand reports how many more sequence numbers the controller asks for
