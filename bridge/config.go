@@ -75,12 +75,18 @@ type Config struct {
 	Sink         string        `envconfig:"SINK" default:"stdout" desc:"consumer: where messages go: stdout (a line each) or http (POST to SINK_URL)"`
 	SinkURL      string        `envconfig:"SINK_URL" desc:"http sink: the URL each message is POSTed to; a 2xx answer confirms it"`
 	SinkTimeout  time.Duration `envconfig:"SINK_TIMEOUT" default:"10s" desc:"http sink: timeout of one POST"`
-	SinkRetryMax time.Duration `envconfig:"SINK_RETRY_MAX" default:"30s" desc:"http sink: the longest wait between retries of a failed POST (it never gives up; a redirect is a failed POST)"`
+	SinkRetryMax time.Duration `envconfig:"SINK_RETRY_MAX" default:"30s" desc:"http sink: the longest wait between retries of a failed POST (a redirect is a failed POST; without DLQ it never gives up)"`
+	SinkBatch    int           `envconfig:"SINK_BATCH" default:"1" desc:"http sink: messages POSTed in one request, a line each (application/x-ndjson), 1 to 10000; 1: a plain POST a message"`
+
+	SinkMaxAttempts int    `envconfig:"SINK_MAX_ATTEMPTS" default:"10" desc:"http sink with DLQ: failed attempts (no answer, a 5xx, 408, 429, a redirect) after which a message is dead-lettered; any other 4xx dead-letters it at once (without DLQ a message is retried for ever)"`
+	DLQ             string `envconfig:"DLQ" desc:"consumer with the http sink: the dead-letter queue, where a message goes when the sink gives up on it: file:///dir (JSON lines in dir/STREAM.dlq.jsonl, synced before the message is confirmed); default: none, a message is retried for ever"`
+	DLQReplayURL    string `envconfig:"DLQ_REPLAY_URL" desc:"bridge dlq replay: the producer's POST /v1/messages URL to send the dead letters to, with HTTP_TOKEN as its bearer token (default: replay as the stream's producer itself, BRIDGE_PRODUCER_ID over BRIDGE_TRANSPORT; stop that producer first)"`
 
 	HTTPAddr        string        `envconfig:"HTTP_ADDR" desc:"address of the HTTP server: /healthz, /readyz, /metrics, and POST /v1/messages for SOURCE=http (default: no server)"`
 	HTTPToken       string        `envconfig:"HTTP_TOKEN" desc:"bearer token the HTTP API (/v1/...) requires (default: none; required on a non-loopback HTTP_ADDR unless INSECURE)"`
 	HTTPTimeout     time.Duration `envconfig:"HTTP_TIMEOUT" default:"30s" desc:"HTTP server: the longest a request may take to arrive, body included, and its answer to be written (a ?confirm=true wait is not bounded by it), and a keep-alive connection may stay idle"`
 	HTTPMaxConns    int           `envconfig:"HTTP_MAX_CONNS" default:"256" desc:"HTTP server: connections open at once; more wait to be accepted"`
+	HTTPBatchMax    int           `envconfig:"HTTP_BATCH_MAX" default:"1000" desc:"http source: the most messages (lines) one application/x-ndjson POST carries, taken all or none; more, or a body over MAX_MESSAGE_SIZE, is answered 413 (no more than the consumer's WINDOW, or it never fits)"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"on SIGINT or SIGTERM, how long to deliver what is in flight before exiting"`

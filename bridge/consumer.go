@@ -31,9 +31,19 @@ func runConsumer(ctx context.Context, cfg *Config, env Env) error {
 	}
 	srv.setReady(link)
 
-	snk := newSink(cfg, env, log)
+	var dlq deadLetterQueue
+	if q, err := openDLQ(cfg); err != nil {
+		c.Close()
+		stopHTTP(srv, cfg)
+		return err
+	} else if q != nil {
+		dlq = q
+		m.watchDLQ(q.stats)
+		log.Info("dead-letter queue on", "dlq", q.String(), "max_attempts", cfg.SinkMaxAttempts)
+	}
+	snk := newSink(cfg, env, dlq, log)
 	if hs, ok := snk.(*httpSink); ok {
-		m.watchSink(hs.failedAttempts)
+		m.watchSink(hs.failedAttempts, hs.deadLetters)
 	}
 	ran := make(chan error, 1)
 	go func() { ran <- c.Run(context.Background()) }() // until it is shut down or closed

@@ -23,6 +23,8 @@ type metrics struct {
 	link     func() delivery.LinkStatus
 	seal     func() delivery.SealStats // nil: frames are not sealed
 	sink     func() uint64             // the webhook's failed attempts; nil for other sinks
+	dead     func() map[string]uint64  // messages dead-lettered, by reason; nil for other sinks
+	dlq      func() (int, time.Time, error)
 	labels   prometheus.Labels
 }
 
@@ -65,11 +67,18 @@ func (m *metrics) watchLink(link delivery.Link) {
 	}
 }
 
-// watchSink counts the sink's failed attempts.
-func (m *metrics) watchSink(failures func() uint64) {
+// watchSink counts the sink's failed attempts and its dead letters.
+func (m *metrics) watchSink(failures func() uint64, dead func() map[string]uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sink = failures
+	m.sink, m.dead = failures, dead
+}
+
+// watchDLQ reads the dead-letter queue's depth and its oldest's time.
+func (m *metrics) watchDLQ(stats func() (int, time.Time, error)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dlq = stats
 }
 
 // linkStatus reads a link's status; a link that cannot tell is connected.
@@ -112,7 +121,12 @@ var (
 		{"bridge_messages_refused_total", "Messages skipped as larger than BRIDGE_MAX_MESSAGE_SIZE (the producer is told).", prometheus.CounterValue},
 		{"bridge_beyond_window_drops_total", "Messages dropped as beyond the window granted to the producer.", prometheus.CounterValue},
 	}
-	sinkFailures   = metricDef{"bridge_sink_failures_total", "Webhook attempts that failed (no answer, or not a 2xx; each is retried).", prometheus.CounterValue}
+	sinkFailures = metricDef{"bridge_sink_failures_total", "Webhook attempts that failed (no answer, or not a 2xx; each is retried, or with BRIDGE_DLQ may dead-letter).", prometheus.CounterValue}
+	deadLetters  = metricDef{"bridge_dead_letters_total", "Messages the sink gave up on and recorded in BRIDGE_DLQ, by reason: refused (a 4xx but 408 and 429), attempts (BRIDGE_SINK_MAX_ATTEMPTS failed).", prometheus.CounterValue}
+	dlqMetrics   = []metricDef{
+		{"bridge_dlq_waiting", "Dead letters in BRIDGE_DLQ not yet replayed.", prometheus.GaugeValue},
+		{"bridge_dlq_oldest_age_seconds", "Age of the oldest dead letter in BRIDGE_DLQ (0 when there is none).", prometheus.GaugeValue},
+	}
 	framesRejected = metricDef{"bridge_frames_rejected_total", "Frames received that did not open under BRIDGE_SECRET, dropped unread, by reason: unsealed, version, truncated, forged (0 without a secret).", prometheus.CounterValue}
 	linkMetrics    = []metricDef{
 		{"bridge_frames_sent_total", "Frames sent on the carrier.", prometheus.CounterValue},
@@ -131,7 +145,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	m := (*metrics)(c)
 	m.mu.Lock()
-	producer, consumer, link, seal, sink := m.producer, m.consumer, m.link, m.seal, m.sink
+	producer, consumer, link, seal, sink, dead, dlq := m.producer, m.consumer, m.link, m.seal, m.sink, m.dead, m.dlq
 	m.mu.Unlock()
 	emit := func(d metricDef, v float64) {
 		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(d.name, d.help, nil, m.labels), d.kind, v)
@@ -163,6 +177,23 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if sink != nil {
 		emit(sinkFailures, float64(sink()))
+	}
+	if dead != nil {
+		desc := prometheus.NewDesc(deadLetters.name, deadLetters.help, []string{"reason"}, m.labels)
+		counts := dead()
+		for _, reason := range []string{ReasonRefused, ReasonAttempts} {
+			ch <- prometheus.MustNewConstMetric(desc, deadLetters.kind, float64(counts[reason]), reason)
+		}
+	}
+	if dlq != nil {
+		if waiting, oldest, err := dlq(); err == nil { // a queue that cannot be read has no figure
+			age := 0.0
+			if !oldest.IsZero() {
+				age = time.Since(oldest).Seconds()
+			}
+			emit(dlqMetrics[0], float64(waiting))
+			emit(dlqMetrics[1], age)
+		}
 	}
 	if link == nil {
 		return

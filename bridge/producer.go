@@ -123,7 +123,7 @@ func newSource(cfg *Config, env Env, p *delivery.ProducerController[[]byte], m *
 	case "generate":
 		return generateSource{size: cfg.GenerateSize, count: cfg.GenerateCount, rate: cfg.GenerateRate}, nil
 	case "http":
-		api := &httpSource{p: p, m: m, durable: cfg.DurableDir != "", maxSize: cfg.MaxMessageSize, log: log}
+		api := &httpSource{p: p, m: m, durable: cfg.DurableDir != "", maxSize: cfg.MaxMessageSize, batchMax: cfg.HTTPBatchMax, log: log}
 		return api, api.handler()
 	}
 	return stdinSource{r: env.Stdin, maxSize: cfg.MaxMessageSize}, nil

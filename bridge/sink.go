@@ -17,9 +17,11 @@ type sink interface {
 	handle(ctx context.Context, batch []delivery.Delivery[[]byte]) error
 }
 
-func newSink(cfg *Config, env Env, log *slog.Logger) sink {
+// newSink makes the configured sink; dlq, if not nil, is where the http
+// sink puts what it gives up on.
+func newSink(cfg *Config, env Env, dlq deadLetterQueue, log *slog.Logger) sink {
 	if cfg.Sink == "http" {
-		return newHTTPSink(cfg, log)
+		return newHTTPSink(cfg, dlq, log)
 	}
 	return newStdoutSink(env.Stdout)
 }

@@ -18,3 +18,13 @@ func tryLockFile(f *os.File) (bool, error) {
 	}
 	return err == nil, err
 }
+
+// lockFile takes an exclusive flock on f, waiting for it.
+func lockFile(f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}

@@ -19,3 +19,8 @@ func tryLockFile(f *os.File) (bool, error) {
 	}
 	return err == nil, err
 }
+
+// lockFile takes an exclusive lock on f's first byte, waiting for it.
+func lockFile(f *os.File) error {
+	return windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, new(windows.Overlapped))
+}

@@ -63,6 +63,12 @@ func (cfg *Config) ValidateRun() error {
 		if cfg.Source == "generate" {
 			cfg.checkGenerate(&c)
 		}
+		if cfg.HTTPBatchMax < 1 {
+			c.fail("HTTP_BATCH_MAX", strconv.Itoa(cfg.HTTPBatchMax), "must be from 1 up")
+		}
+		if cfg.DLQ != "" {
+			c.fail("DLQ", cfg.DLQ, "only a consumer's sink dead-letters (`bridge dlq list` and `bridge dlq replay` read the queue)")
+		}
 		cfg.checkListenerTLS(&c, delivery.ProducerEnd)
 	case "consumer":
 		c.oneOf("SINK", cfg.Sink, "stdout", "http")
@@ -76,12 +82,66 @@ func (cfg *Config) ValidateRun() error {
 		if cfg.DurableDir != "" {
 			c.fail("DURABLE_DIR", cfg.DurableDir, "only a producer keeps a durable queue")
 		}
+		cfg.checkSink(&c)
 		cfg.checkListenerTLS(&c, delivery.ConsumerEnd)
 	}
 	cfg.checkClientCerts(&c)
 	if !cfg.Insecure {
 		for _, e := range cfg.exposures() {
 			c.fail(e.name, e.value, e.what+"; "+e.fix+", or BRIDGE_INSECURE=true if that is meant")
+		}
+	}
+	return c.err()
+}
+
+// checkSink checks the consumer's sink and its dead-letter queue.
+func (cfg *Config) checkSink(c *checker) {
+	if cfg.SinkBatch < 1 || cfg.SinkBatch > maxSinkBatch {
+		c.fail("SINK_BATCH", strconv.Itoa(cfg.SinkBatch), fmt.Sprintf("must be from 1 to %d", maxSinkBatch))
+	}
+	if cfg.SinkMaxAttempts < 1 {
+		c.fail("SINK_MAX_ATTEMPTS", strconv.Itoa(cfg.SinkMaxAttempts), "must be from 1 up")
+	}
+	if cfg.DLQ == "" {
+		return
+	}
+	cfg.checkDLQ(c)
+	if cfg.Sink != "http" {
+		c.fail("DLQ", cfg.DLQ, "only BRIDGE_SINK=http gives up on a message; the "+cfg.Sink+" sink never does, and stops on a failure")
+	}
+}
+
+// maxSinkBatch bounds BRIDGE_SINK_BATCH.
+const maxSinkBatch = 10000
+
+// checkDLQ checks that BRIDGE_DLQ names a dead-letter queue.
+func (cfg *Config) checkDLQ(c *checker) {
+	if cfg.DLQ == "" {
+		c.fail("DLQ", "", "required: the dead-letter queue, file:///dir")
+		return
+	}
+	if dlqDir(cfg.DLQ) == "" {
+		c.fail("DLQ", cfg.DLQ, "must be file:///dir, an absolute directory")
+	}
+}
+
+// ValidateDLQ checks the configuration of `bridge dlq list` and, with
+// replay, of `bridge dlq replay`: the dead-letter queue, and where the
+// dead letters go back to: BRIDGE_DLQ_REPLAY_URL, or the stream over its
+// transport, as its producer.
+func (cfg *Config) ValidateDLQ(replay bool) error {
+	var c checker
+	cfg.checkCommon(&c)
+	cfg.checkDLQ(&c)
+	if replay {
+		if cfg.DLQReplayURL != "" {
+			if u, err := url.Parse(cfg.DLQReplayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				c.fail("DLQ_REPLAY_URL", redact(cfg.DLQReplayURL), "must be an http:// or https:// URL: the producer's POST /v1/messages")
+			}
+		} else {
+			cfg.checkTransport(&c, cfg.Transport)
+			cfg.checkListenerTLS(&c, delivery.ProducerEnd)
+			cfg.checkClientCerts(&c)
 		}
 	}
 	return c.err()

@@ -6,6 +6,8 @@
 //	bridge bench   compare raw clients with reliable delivery over every carrier
 //	bridge env     list every BRIDGE_ variable, its default and meaning
 //	bridge check   check the configuration of `bridge run`, and exit
+//	bridge dlq list    print the stream's dead letters (BRIDGE_DLQ)
+//	bridge dlq replay  send them back through the stream, removing each once confirmed
 //
 // Exit status: 0 done, 1 failed, 2 bad configuration.
 package main
@@ -17,6 +19,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/bridge-mq/bridge/bridge"
@@ -32,6 +36,12 @@ commands:
          (the carrier's own client) and reliable (the protocol), and compare
   env    list every BRIDGE_ variable with its type, default and meaning
   check  check the configuration of 'bridge run' and exit
+  dlq list    print the dead letters of BRIDGE_STREAM in BRIDGE_DLQ, oldest
+              first, a JSON line each, and a summary on stderr
+  dlq replay  send them back through the stream (to BRIDGE_DLQ_REPLAY_URL,
+              a producer's POST /v1/messages, or else as the stream's
+              producer, which must be stopped) and remove each once the
+              consumer confirmed it
   help   show this
 
 Configuration is by environment variables only; 'bridge env' lists them.
@@ -42,10 +52,21 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+// dlqCommands are the subcommands of `bridge dlq`.
+var dlqCommands = []string{"list", "replay"}
+
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "run"
 	if len(args) > 0 {
 		cmd = args[0]
+	}
+	sub := ""
+	if cmd == "dlq" {
+		if len(args) != 2 || !slices.Contains(dlqCommands, args[1]) {
+			fmt.Fprintf(stderr, "bridge: dlq takes one of: %s\n\n%s", strings.Join(dlqCommands, ", "), usage)
+			return 2
+		}
+		sub, args = args[1], args[:1]
 	}
 	if len(args) > 1 {
 		fmt.Fprintf(stderr, "bridge: %s takes no arguments (configuration is by BRIDGE_* variables)\n\n%s", cmd, usage)
@@ -61,7 +82,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
-	case "run", "demo", "check", "bench":
+	case "run", "demo", "check", "bench", "dlq":
 	default:
 		fmt.Fprintf(stderr, "bridge: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -79,6 +100,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			err = cfg.ValidateDemo()
 		case "bench":
 			err = benchCfg.Validate(&cfg)
+		case "dlq":
+			err = cfg.ValidateDLQ(sub == "replay")
 		}
 	}
 	if err != nil {
@@ -99,13 +122,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = bridge.Demo(ctx, cfg, env)
 	case "bench":
 		err = bench.Run(ctx, cfg, benchCfg, env)
+	case "dlq":
+		if sub == "list" {
+			err = bridge.ListDLQ(ctx, cfg, env)
+		} else {
+			err = bridge.ReplayDLQ(ctx, cfg, env)
+		}
 	}
 	var ce *bridge.ConfigError
 	switch {
 	case errors.As(err, &ce):
 		return configErrors(stderr, err)
 	case err != nil:
-		env.Log.Error("bridge failed", "command", cmd, "err", err)
+		env.Log.Error("bridge failed", "command", strings.TrimSpace(cmd+" "+sub), "err", err)
 		return 1
 	}
 	return 0
