@@ -124,14 +124,6 @@ func appendHeaders(dst []byte, h Headers) []byte {
 	return dst
 }
 
-func headersSize(h Headers) int {
-	n := uvarintLen(uint64(len(h)))
-	for _, x := range h {
-		n += uvarintLen(uint64(len(x.Name))) + len(x.Name) + uvarintLen(uint64(len(x.Value))) + len(x.Value)
-	}
-	return n
-}
-
 // walkHeaders checks an encoding of headers: every length before it is
 // used, the limits, and every name and value as Send does; each is handed
 // to f, as sub-slices of b (f may be nil: a check that allocates nothing).
