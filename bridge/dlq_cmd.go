@@ -144,12 +144,6 @@ func newHTTPReplay(cfg *Config) *httpReplay {
 
 func (h *httpReplay) String() string { return h.shown }
 
-// plain reports whether a message must go alone, as a plain body: an
-// NDJSON line cannot hold it.
-func plain(b []byte) bool {
-	return len(b) == 0 || bytes.IndexByte(b, '\n') >= 0 || b[len(b)-1] == '\r'
-}
-
 func (h *httpReplay) step(records []DeadLetter) int {
 	n := 0
 	for n < len(records) && n < replayStep && !plain(records[n].Body()) {
