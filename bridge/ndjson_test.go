@@ -33,7 +33,7 @@ func postNDJSON(t *testing.T, url, body string, once bool) (int, map[string]any,
 
 // ndjsonStream starts a consumer writing to out and a producer with the
 // HTTP source as cfg says; it returns the producer's POST /v1/messages.
-func ndjsonStream(t *testing.T, cfg bridge.Config, out io.Writer) string {
+func ndjsonStream(t testing.TB, cfg bridge.Config, out io.Writer) string {
 	t.Helper()
 	consumerCfg := cfg
 	consumerCfg.Role, consumerCfg.DurableDir = "consumer", ""
