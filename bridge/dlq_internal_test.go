@@ -96,7 +96,7 @@ func TestFileDLQFormat(t *testing.T) {
 	if err := q2.record(ctx, []DeadLetter{newDeadLetter("orders", testDelivery(43, "third"), ReasonRefused, 1, 400, errors.New("bad"))}); err != nil {
 		t.Fatal(err)
 	}
-	records, bad, err := q2.snapshot()
+	records, bad, err := q2.list(ctx)
 	if err != nil || bad != 1 || len(records) != 3 {
 		t.Fatalf("snapshot: %d records, %d bad, %v", len(records), bad, err)
 	}
@@ -106,16 +106,16 @@ func TestFileDLQFormat(t *testing.T) {
 	}
 
 	// Replayed: removed, then compacted away; the cut line stays.
-	if err := q2.remove([]string{records[0].key(), records[2].key()}); err != nil {
+	if err := q2.remove(ctx, []DeadLetter{records[0], records[2]}); err != nil {
 		t.Fatal(err)
 	}
-	if records, _, _ := q2.snapshot(); len(records) != 1 || records[0].Metadata.SeqNr != 42 {
+	if records, _, _ := q2.list(ctx); len(records) != 1 || records[0].Metadata.SeqNr != 42 {
 		t.Errorf("after removal: %+v", records)
 	}
 	if waiting, _, _ := q2.stats(); waiting != 1 {
 		t.Errorf("waiting after removal: %d", waiting)
 	}
-	if err := q2.compact(); err != nil {
+	if err := q2.tidy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	data, _ = os.ReadFile(filepath.Join(dir, "orders.dlq.jsonl"))
@@ -126,10 +126,10 @@ func TestFileDLQFormat(t *testing.T) {
 		t.Errorf("the removals outlive compaction: %v", err)
 	}
 	// Nothing left: the files go.
-	records, _, _ = q2.snapshot()
-	q2.remove([]string{records[0].key()})
+	records, _, _ = q2.list(ctx)
+	q2.remove(ctx, records[:1])
 	os.WriteFile(filepath.Join(dir, "orders.dlq.jsonl"), []byte(mustJSON(t, &records[0])+"\n"), 0o600)
-	if err := q2.compact(); err != nil {
+	if err := q2.tidy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "orders.dlq.jsonl")); !errors.Is(err, os.ErrNotExist) {
