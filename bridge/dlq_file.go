@@ -351,4 +351,3 @@ func statSig(path string) fileSig {
 	}
 	return fileSig{size: st.Size(), mod: st.ModTime()}
 }
-
