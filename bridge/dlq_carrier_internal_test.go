@@ -72,7 +72,9 @@ func dlqKinds() []struct {
 		{"kafka", func(t *testing.T) Config {
 			cfg := Config{Stream: stream(t), Transport: "kafka", KafkaBrokers: adaptertest.Kafka(t), KafkaTopicPrefix: "bridge", DLQ: "carrier"}
 			t.Cleanup(func() {
-				c := &kafkago.Client{Addr: kafkago.TCP(cfg.KafkaBrokers...), Timeout: 30 * time.Second}
+				tr := &kafkago.Transport{}
+				defer tr.CloseIdleConnections()
+				c := &kafkago.Client{Addr: kafkago.TCP(cfg.KafkaBrokers...), Transport: tr, Timeout: 30 * time.Second}
 				c.DeleteTopics(context.Background(), &kafkago.DeleteTopicsRequest{Topics: []string{"bridge." + cfg.Stream + ".dlq"}})
 				c.DeleteGroups(context.Background(), &kafkago.DeleteGroupsRequest{GroupIDs: []string{"bridge." + cfg.Stream + ".dlq"}})
 			})

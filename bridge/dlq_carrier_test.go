@@ -52,7 +52,9 @@ var carrierStreams = []struct {
 	{"kafka", func(t *testing.T, cfg *bridge.Config) {
 		cfg.Transport, cfg.KafkaBrokers = "kafka", adaptertest.Kafka(t)
 		t.Cleanup(func() {
-			c := &kafkago.Client{Addr: kafkago.TCP(cfg.KafkaBrokers...), Timeout: 30 * time.Second}
+			tr := &kafkago.Transport{}
+			defer tr.CloseIdleConnections()
+			c := &kafkago.Client{Addr: kafkago.TCP(cfg.KafkaBrokers...), Transport: tr, Timeout: 30 * time.Second}
 			topic := "bridge." + cfg.Stream + ".dlq"
 			res, err := c.DeleteTopics(context.Background(), &kafkago.DeleteTopicsRequest{Topics: []string{topic}})
 			if err == nil {

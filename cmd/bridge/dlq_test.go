@@ -2,9 +2,11 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,7 +17,12 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	kafkago "github.com/segmentio/kafka-go"
+
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
+	"github.com/bridge-mq/bridge/bridge"
 )
 
 // hook is a webhook for the tests of the binary: it keeps the messages
@@ -107,72 +114,185 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 	}
 }
 
+// dlqKinds give the variables of a stream and its dead-letter queue: a
+// file over tcp, and the dead-letter stream on the broker over NATS
+// JetStream (the machine's server, which outlives the processes), RabbitMQ
+// and Kafka. What a stream leaves on a broker is deleted when the test
+// ends.
+var dlqKinds = []struct {
+	name string
+	vars func(t *testing.T) []string
+}{
+	{"file", func(t *testing.T) []string {
+		return []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + adaptertest.FreeAddr(t), "BRIDGE_DLQ=file://" + t.TempDir()}
+	}},
+	{"nats-jetstream", func(t *testing.T) []string {
+		url := os.Getenv("BRIDGE_TEST_NATS_URL")
+		if url == "" {
+			adaptertest.BrokerUnavailable(t, "BRIDGE_TEST_NATS_URL is not set")
+		}
+		cfg := bridge.Config{Transport: "nats", NATSURL: url, NATSJetStream: true, NATSPrefix: "bridge", Stream: uniqueStream("dlqkill")}
+		t.Cleanup(func() { deleteBridgeStream(t, cfg, "bridge_"+cfg.Stream+"_dlq") })
+		return []string{"BRIDGE_TRANSPORT=nats", "BRIDGE_NATS_URL=" + url, "BRIDGE_NATS_JETSTREAM=true", "BRIDGE_STREAM=" + cfg.Stream, "BRIDGE_DLQ=carrier"}
+	}},
+	{"amqp", func(t *testing.T) []string {
+		url := adaptertest.RabbitMQ(t)
+		stream := uniqueStream("dlqkill")
+		t.Cleanup(func() {
+			adaptertest.DeleteQueues(url, "bridge."+stream+".data", "bridge."+stream+".control", "bridge."+stream+".dlq")
+		})
+		return []string{"BRIDGE_TRANSPORT=amqp", "BRIDGE_AMQP_URL=" + url, "BRIDGE_STREAM=" + stream, "BRIDGE_DLQ=carrier"}
+	}},
+	{"kafka", func(t *testing.T) []string {
+		brokers := adaptertest.Kafka(t)
+		stream := uniqueStream("dlqkill")
+		t.Cleanup(func() {
+			deleteKafkaStream(t, brokers, stream)
+			tr := &kafkago.Transport{}
+			defer tr.CloseIdleConnections()
+			c := &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: tr, Timeout: 30 * time.Second}
+			c.DeleteTopics(context.Background(), &kafkago.DeleteTopicsRequest{Topics: []string{"bridge." + stream + ".dlq"}})
+			c.DeleteGroups(context.Background(), &kafkago.DeleteGroupsRequest{GroupIDs: []string{"bridge." + stream + ".dlq"}})
+		})
+		return []string{"BRIDGE_TRANSPORT=kafka", "BRIDGE_KAFKA_BROKERS=" + strings.Join(brokers, ","), "BRIDGE_STREAM=" + stream, "BRIDGE_DLQ=carrier"}
+	}},
+}
+
+func uniqueStream(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()) }
+
+// deleteBridgeStream deletes what a stream left on NATS: its JetStream
+// streams, and the others named.
+func deleteBridgeStream(t *testing.T, cfg bridge.Config, others ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	car, err := bridge.OpenCarrier(ctx, &cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	defer car.Close()
+	if err := car.DeleteStream(ctx, cfg.Stream); err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+	nc, err := natsgo.Connect(cfg.NATSURL)
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for _, name := range others {
+		if err := js.DeleteStream(ctx, name); err != nil {
+			t.Errorf("cleanup: JetStream stream %s: %v", name, err)
+		}
+	}
+}
+
+// listed runs `bridge dlq list` and returns the messages it lists.
+func listed(t *testing.T, vars []string) []string {
+	t.Helper()
+	code, stdout, stderr := output(t, []string{"dlq", "list"}, vars...)
+	if code != 0 {
+		t.Fatalf("bridge dlq list: exit %d\n%s", code, stderr)
+	}
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var dl struct{ Message string }
+		if json.Unmarshal([]byte(line), &dl) == nil {
+			msgs = append(msgs, dl.Message)
+		}
+	}
+	if !strings.Contains(stderr, fmt.Sprintf("%d dead letters", len(msgs))) {
+		t.Errorf("bridge dlq list printed %d, and said %s", len(msgs), stderr)
+	}
+	return msgs
+}
+
 // TestDeadLetteringSurvivesSIGKILL: a consumer process dead-lettering
 // every tenth of 10,000 messages (its webhook answers 422) is killed with
-// SIGKILL mid-stream and started again: every message is at the webhook
-// or in the dead-letter queue, no dead letter twice, and each run's
-// messages reached the webhook in order. `bridge dlq list` lists them.
+// SIGKILL mid-stream and started again, with each kind of dead-letter
+// queue: every message is at the webhook or in the queue, `bridge dlq
+// list` shows each dead letter once (the file holds each once), and each
+// run's messages reached the webhook in order.
 func TestDeadLetteringSurvivesSIGKILL(t *testing.T) {
 	const n = 10_000
 	refused := func(m string) bool { v, _ := strconv.Atoi(m); return v%10 == 0 }
-	h, url := newHook(t, func(m string) int {
-		if refused(m) {
-			return http.StatusUnprocessableEntity
-		}
-		return 0
-	})
-	dlqDir := t.TempDir()
-	records := filepath.Join(dlqDir, "bridge.dlq.jsonl")
-	vars := []string{"BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR=" + adaptertest.FreeAddr(t), "BRIDGE_RESEND_MIN=100ms", "BRIDGE_RESEND_MAX=1s", "BRIDGE_WINDOW=200"}
-	consumerVars := append(vars, "BRIDGE_ROLE=consumer", "BRIDGE_SINK=http", "BRIDGE_SINK_URL="+url, "BRIDGE_DLQ=file://"+dlqDir, "BRIDGE_SINK_RETRY_MAX=100ms")
-	producer := startProc(t, strings.NewReader(numbered(n)), nil, append(vars, "BRIDGE_ROLE=producer", "BRIDGE_SOURCE=stdin")...)
-	consumer := startProc(t, nil, nil, consumerVars...)
-	waitUntil(t, "300 dead letters", time.Minute, func() bool { return len(dlqRecords(t, records)) >= 300 })
-	kill(consumer) // SIGKILL, as it dead-letters
-	h.nextRun()
-	consumer = startProc(t, nil, nil, consumerVars...)
-	producer.wait(t, "producer", 2*time.Minute) // it exits once all are confirmed
-	consumer.terminate(t, "consumer")
-
-	dead := map[string]bool{}
-	for _, m := range dlqRecords(t, records) {
-		if dead[m] {
-			t.Errorf("message %s dead-lettered twice", m)
-		}
-		if !refused(m) {
-			t.Errorf("message %s dead-lettered, though the webhook takes it", m)
-		}
-		dead[m] = true
-	}
-	got := h.distinct()
-	for i := 1; i <= n; i++ {
-		m := strconv.Itoa(i)
-		if !got[m] && !dead[m] {
-			t.Fatalf("message %d lost: neither at the webhook nor in the dead-letter queue", i)
-		}
-	}
-	h.mu.Lock()
-	for run, msgs := range h.got {
-		var nums []int
-		for _, m := range msgs {
-			v, _ := strconv.Atoi(m)
-			nums = append(nums, v)
-		}
-		for i := 1; i < len(nums); i++ {
-			if nums[i] <= nums[i-1] {
-				t.Errorf("run %d: %d after %d", run, nums[i], nums[i-1])
-				break
+	for _, kind := range dlqKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			h, url := newHook(t, func(m string) int {
+				if refused(m) {
+					return http.StatusUnprocessableEntity
+				}
+				return 0
+			})
+			var deadCount func() int
+			vars := append(kind.vars(t), "BRIDGE_RESEND_MIN=100ms", "BRIDGE_RESEND_MAX=1s", "BRIDGE_WINDOW=200")
+			for _, v := range vars {
+				if dir, ok := strings.CutPrefix(v, "BRIDGE_DLQ=file://"); ok {
+					deadCount = func() int { return len(dlqRecords(t, filepath.Join(dir, "bridge.dlq.jsonl"))) }
+				}
 			}
-		}
-		if len(nums) > 0 {
-			t.Logf("run %d: %d messages, %d to %d", run, len(nums), nums[0], nums[len(nums)-1])
-		}
-	}
-	h.mu.Unlock()
+			consumerVars := append(vars, "BRIDGE_ROLE=consumer", "BRIDGE_SINK=http", "BRIDGE_SINK_URL="+url, "BRIDGE_SINK_RETRY_MAX=100ms")
+			var producerVars []string // a producer has no dead-letter queue
+			for _, v := range vars {
+				if !strings.HasPrefix(v, "BRIDGE_DLQ=") {
+					producerVars = append(producerVars, v)
+				}
+			}
+			producer := startProc(t, strings.NewReader(numbered(n)), nil, append(producerVars, "BRIDGE_ROLE=producer", "BRIDGE_SOURCE=stdin")...)
+			consumer := startProc(t, nil, nil, consumerVars...)
+			if deadCount != nil {
+				waitUntil(t, "300 dead letters", time.Minute, func() bool { return deadCount() >= 300 })
+			} else { // a third through the stream, dead-lettering all along
+				waitUntil(t, "3,000 messages", time.Minute, func() bool { return len(h.distinct()) >= 3000 })
+			}
+			kill(consumer) // SIGKILL, as it dead-letters
+			h.nextRun()
+			consumer = startProc(t, nil, nil, consumerVars...)
+			producer.wait(t, "producer", 2*time.Minute) // it exits once all are confirmed
+			consumer.terminate(t, "consumer")
 
-	code, stdout, stderr := output(t, []string{"dlq", "list"}, "BRIDGE_DLQ=file://"+dlqDir)
-	if code != 0 || strings.Count(stdout, "\n") != n/10 || !strings.Contains(stderr, fmt.Sprintf("%d dead letters", n/10)) {
-		t.Errorf("bridge dlq list: exit %d, %d lines, %s", code, strings.Count(stdout, "\n"), stderr)
+			dead := map[string]bool{}
+			for _, m := range listed(t, vars) {
+				if dead[m] {
+					t.Errorf("message %s listed twice", m)
+				}
+				if !refused(m) {
+					t.Errorf("message %s dead-lettered, though the webhook takes it", m)
+				}
+				dead[m] = true
+			}
+			if deadCount != nil && deadCount() != len(dead) {
+				t.Errorf("the file holds %d records of %d dead letters", deadCount(), len(dead))
+			}
+			got := h.distinct()
+			for i := 1; i <= n; i++ {
+				m := strconv.Itoa(i)
+				if !got[m] && !dead[m] {
+					t.Fatalf("message %d lost: neither at the webhook nor in the dead-letter queue", i)
+				}
+			}
+			if len(dead) != n/10 {
+				t.Errorf("%d dead letters, want %d", len(dead), n/10)
+			}
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			for run, msgs := range h.got {
+				var nums []int
+				for _, m := range msgs {
+					v, _ := strconv.Atoi(m)
+					nums = append(nums, v)
+				}
+				for i := 1; i < len(nums); i++ {
+					if nums[i] <= nums[i-1] {
+						t.Errorf("run %d: %d after %d", run, nums[i], nums[i-1])
+						break
+					}
+				}
+				if len(nums) > 0 {
+					t.Logf("run %d: %d messages, %d to %d", run, len(nums), nums[0], nums[len(nums)-1])
+				}
+			}
+		})
 	}
 }
 
