@@ -399,3 +399,60 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDeadLetterReasons: with a DLQ, a 4xx but 408 and 429 dead-letters a
+// message at once; 408, 429, a 5xx, a redirect and no answer at all count
+// as attempts, up to BRIDGE_SINK_MAX_ATTEMPTS.
+func TestDeadLetterReasons(t *testing.T) {
+	const attempts = 2
+	for _, tc := range []struct {
+		status   int // 0: the connection is dropped without an answer
+		reason   string
+		attempts int
+	}{
+		{http.StatusBadRequest, bridge.ReasonRefused, 1},
+		{http.StatusNotFound, bridge.ReasonRefused, 1},
+		{http.StatusRequestTimeout, bridge.ReasonAttempts, attempts},
+		{http.StatusTooManyRequests, bridge.ReasonAttempts, attempts},
+		{http.StatusBadGateway, bridge.ReasonAttempts, attempts},
+		{http.StatusFound, bridge.ReasonAttempts, attempts},
+		{0, bridge.ReasonAttempts, attempts},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			hook := newReceiver(2, func(string) int { return 0 })
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				if string(body) != "poison" {
+					r.Body = io.NopCloser(bytes.NewReader(body))
+					hook.ServeHTTP(w, r)
+					return
+				}
+				if tc.status == 0 {
+					if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+						conn.Close()
+					}
+					return
+				}
+				if tc.status == http.StatusFound {
+					w.Header().Set("Location", "/elsewhere")
+				}
+				w.WriteHeader(tc.status)
+			})
+			api, _, consumerCfg := dlqStream(t, serve(t, h), t.TempDir(), 1, attempts)
+			for _, m := range []string{"first", "poison", "last"} {
+				if status, answer, _ := post(t, api, "", m); status != http.StatusAccepted {
+					t.Fatalf("POST %s: %d %v", m, status, answer)
+				}
+			}
+			hook.wait(t, 30*time.Second)
+			waitFor(t, func() bool { return len(listDLQ(t, consumerCfg)) == 1 })
+			dl := listDLQ(t, consumerCfg)[0]
+			if dl.Reason != tc.reason || dl.Attempts != tc.attempts || dl.Status != tc.status || dl.Error == "" {
+				t.Errorf("dead letter %+v; want reason %s after %d attempts", dl, tc.reason, tc.attempts)
+			}
+			if got := strings.Join(hook.accepted(), ","); got != "first,last" {
+				t.Errorf("the webhook took %s", got)
+			}
+		})
+	}
+}
