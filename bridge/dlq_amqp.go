@@ -15,7 +15,7 @@ import (
 // (BRIDGE_DLQ=carrier with BRIDGE_TRANSPORT=amqp): a message a dead letter,
 // persistent, its body the DeadLetter's JSON, its message-id the
 // delivery's key. record returns once the broker confirmed each (publisher
-// confirms: stored). list consumes the queue's messages without
+// confirms: stored), and fails if one came back unroutable. list consumes the queue's messages without
 // acknowledging them, dropping (acknowledging) a repeat of a delivery (a
 // consumer killed between the record and the confirmation); remove
 // acknowledges those replayed; Close hands the others back to the queue,
@@ -25,8 +25,9 @@ type amqpDLQ struct {
 	queue   string
 	timeout time.Duration
 
-	mu     sync.Mutex // over pub, peek and the cache
-	pub    *amqp091.Channel
+	mu      sync.Mutex // over pub, returns, peek and the cache
+	pub     *amqp091.Channel
+	returns chan amqp091.Return // of pub: dead letters the broker could not route
 	peek   *amqp091.Channel
 	cached struct {
 		count  int
@@ -71,6 +72,8 @@ func (q *amqpDLQ) channels() error {
 		if err = q.pub.Confirm(false); err != nil {
 			return fmt.Errorf("dead-letter queue %s: publisher confirms: %w", q.queue, err)
 		}
+		// Room for every dead letter of a batch: record drains it.
+		q.returns = q.pub.NotifyReturn(make(chan amqp091.Return, maxSinkBatch))
 	}
 	if q.peek == nil || q.peek.IsClosed() {
 		if q.peek, err = q.conn.Channel(); err != nil {
@@ -113,6 +116,13 @@ func (q *amqpDLQ) record(ctx context.Context, dls []DeadLetter) error {
 		if !acked {
 			return fmt.Errorf("dead-letter queue %s: the broker refused a dead letter (nack)", q.queue)
 		}
+	}
+	// A dead letter the broker could not route (the queue deleted) comes
+	// back before its confirmation: confirmed, yet stored nowhere.
+	select {
+	case r := <-q.returns:
+		return fmt.Errorf("dead-letter queue %s: the broker stored no dead letter (%d %s): does the queue still exist?", q.queue, r.ReplyCode, r.ReplyText)
+	default:
 	}
 	q.cached.valid = false
 	return nil

@@ -174,3 +174,23 @@ func (w testLog) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
 }
+
+// TestAMQPDLQDeleted: a dead-letter queue deleted under a consumer does
+// not swallow what it is given: the broker confirms an unroutable message,
+// and record fails rather than count it recorded.
+func TestAMQPDLQDeleted(t *testing.T) {
+	cfg := Config{Stream: fmt.Sprintf("dlqtest-%d", time.Now().UnixNano()), Transport: "amqp", AMQPURL: adaptertest.RabbitMQ(t), AMQPQueuePrefix: "bridge", DLQ: "carrier"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	q, err := openDLQ(ctx, &cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	adaptertest.DeleteQueues(cfg.AMQPURL, "bridge."+cfg.Stream+".dlq")
+	err = q.record(ctx, []DeadLetter{newDeadLetter(cfg.Stream, testDelivery(1, "m"), ReasonRefused, 1, 400, nil)})
+	if err == nil {
+		t.Fatal("a dead letter to a deleted queue counted as recorded")
+	}
+	t.Log(err)
+}
