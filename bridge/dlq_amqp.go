@@ -28,8 +28,8 @@ type amqpDLQ struct {
 	mu      sync.Mutex // over pub, returns, peek and the cache
 	pub     *amqp091.Channel
 	returns chan amqp091.Return // of pub: dead letters the broker could not route
-	peek   *amqp091.Channel
-	cached struct {
+	peek    *amqp091.Channel
+	cached  struct {
 		count  int
 		oldest time.Time
 		valid  bool
