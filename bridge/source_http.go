@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -144,26 +143,14 @@ func isNDJSON(contentType string) bool {
 // more than BRIDGE_HTTP_BATCH_MAX lines (the body's bytes are bounded by
 // BRIDGE_MAX_MESSAGE_SIZE before it is read).
 func (h *httpSource) postBatch(w http.ResponseWriter, r *http.Request, body []byte) {
-	msgs := make([][]byte, 0, min(h.batchMax, bytes.Count(body, []byte{'\n'})+1))
-	for len(body) > 0 {
-		line := body
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			line, body = body[:i], body[i+1:]
-		} else {
-			body = nil
-		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(line) == 0 {
-			continue
-		}
-		if len(msgs) == h.batchMax {
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("more than BRIDGE_HTTP_BATCH_MAX (%d) lines", h.batchMax))
-			return
-		}
-		msgs = append(msgs, line)
-	}
-	if len(msgs) == 0 {
-		httpError(w, http.StatusBadRequest, "an application/x-ndjson body with no line")
+	msgs, err := ndjsonLines(body, h.batchMax)
+	var tooMany *tooManyLinesError
+	switch {
+	case errors.As(err, &tooMany):
+		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	case err != nil:
+		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	at := time.Now()
