@@ -51,8 +51,8 @@ type producerRun[T any] struct {
 	// on.
 	heard          bool
 	consumerMax    int
-	windowBytes    int     // the consumer's window in bytes (0 until it says)
-	flight         []sized // sent and not confirmed: each message's bytes, oldest first
+	windowBytes    int         // the consumer's window in bytes (0 until it says)
+	flight         fifo[sized] // sent and not confirmed: each message's bytes, oldest first
 	flightBytes    int
 	lastRegister   time.Time
 	refused        map[SeqNr]*MessageTooLargeError // tombstones whose Confirmation fails, by last chunk
@@ -249,7 +249,7 @@ func (r *producerRun[T]) sendMore() {
 			r.sent++
 			r.emit(r.sent)
 			if n := len(r.heldAt(r.sent).payload); n > 0 {
-				r.flight = append(r.flight, sized{seqNr: r.sent, bytes: n})
+				r.flight.push(sized{seqNr: r.sent, bytes: n})
 				r.flightBytes += n
 			}
 		}
