@@ -247,6 +247,10 @@ func (m *modeRun) row(t *target, w plan) report.Row {
 	if m.measured.cpuKnown {
 		cpu := report.Round(m.measured.cpu.Seconds(), 3)
 		r.CPUSeconds = &cpu
+		if r.Messages > 0 {
+			perMsg := report.Round(float64(m.measured.cpu.Nanoseconds())/float64(r.Messages), 0)
+			r.CPUNsPerMsg = &perMsg
+		}
 	}
 	lat := m.latencies()
 	if p := workload.Percentiles(lat); p != nil { // sorts lat
