@@ -345,10 +345,13 @@ func (r *consumerRun[T]) onDataFrame(f inbound) {
 			kept = 0 // anything kept earlier in this frame belonged to the old numbering
 		}
 		switch expected := r.received + 1; {
-		case m.seqNr > r.windowEnd() || m.seqNr == r.received+1 && r.heldBytes > 0 && r.heldBytes+len(m.payload) > r.s.WindowBytes:
+		case m.seqNr > r.windowEnd() || m.seqNr == r.received+1 && m.has(flagFirstChunk) && r.heldBytes > 0 && r.heldBytes+len(m.payload) > r.s.WindowBytes:
 			// Never granted, in sequence numbers or in bytes: a producer
 			// that sends past the window would fill the consumer's memory.
-			// It sends again once granted.
+			// It sends again once granted. The bytes are checked where a
+			// message starts: its further chunks follow (the message is
+			// confirmed only once whole, so holding them back would hold the
+			// window shut for good), bounded by MaxMessageSize.
 			r.c.stats.beyondWindow.Add(1)
 			continue
 		case m.seqNr == expected:

@@ -272,9 +272,15 @@ func (r *producerRun[T]) sendMore() {
 }
 
 // fits reports whether message seqNr, not yet sent, fits the consumer's
-// window in bytes: a message larger than the window goes alone.
+// window in bytes: a message larger than the window goes alone. Only a
+// message's first chunk waits for room: the consumer confirms a message
+// once it has all of it, so its other chunks follow whatever the window.
 func (r *producerRun[T]) fits(seqNr SeqNr) bool {
-	return r.windowBytes == 0 || r.flightBytes == 0 || r.flightBytes+len(r.heldAt(seqNr).payload) <= r.windowBytes
+	if r.windowBytes == 0 || r.flightBytes == 0 {
+		return true
+	}
+	e := r.heldAt(seqNr)
+	return e.flags&flagFirstChunk == 0 || r.flightBytes+len(e.payload) <= r.windowBytes
 }
 
 // resendMore emits what is to go again, as far as the backlog allows.
