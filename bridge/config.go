@@ -58,7 +58,7 @@ type Config struct {
 	KafkaSASLPassword  string   `envconfig:"KAFKA_SASL_PASSWORD" desc:"kafka: SASL password"`
 
 	Window          int           `envconfig:"WINDOW" default:"1000" desc:"sequence numbers the consumer lets the producer send beyond what is confirmed"`
-	WindowBytes     int           `envconfig:"WINDOW_BYTES" default:"1048576" desc:"payload bytes the consumer lets the producer have sent and not confirmed, whatever BRIDGE_WINDOW allows (a larger message goes alone)"`
+	WindowBytes     int           `envconfig:"WINDOW_BYTES" default:"4194304" desc:"payload bytes the consumer lets the producer have sent and not confirmed, whatever BRIDGE_WINDOW allows (a larger message goes alone)"`
 	ResendMin       time.Duration `envconfig:"RESEND_MIN" default:"1s" desc:"the consumer's first retry interval while it waits for the producer"`
 	ResendMax       time.Duration `envconfig:"RESEND_MAX" default:"30s" desc:"the longest retry interval (it grows 1.5x per retry)"`
 	ChunkSize       int           `envconfig:"CHUNK_SIZE" default:"262144" desc:"bytes: larger messages travel in chunks of this size"`
