@@ -2,6 +2,7 @@ package workload
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"time"
 )
@@ -25,17 +26,35 @@ func Message(i, size int, at time.Time) []byte {
 // padding fills messages up to their size.
 var padding = bytes.Repeat([]byte{'x'}, 64<<10)
 
-// Parse reads the number and time of a Message.
+// Parse reads the number and time of a Message. It reads the digits
+// itself: the bench parses every message it receives, and strconv's
+// general parsing was a tenth of a tcp run's CPU.
 func Parse(b []byte) (i int, at time.Time, ok bool) {
 	num, rest, ok := bytes.Cut(b, []byte{' '})
 	if !ok {
 		return 0, time.Time{}, false
 	}
 	ts, _, _ := bytes.Cut(rest, []byte{' '})
-	i, err1 := strconv.Atoi(string(num))
-	ns, err2 := strconv.ParseInt(string(ts), 10, 64)
-	if err1 != nil || err2 != nil {
+	n, ok1 := decimal(num)
+	ns, ok2 := decimal(ts)
+	if !ok1 || !ok2 {
 		return 0, time.Time{}, false
 	}
-	return i, time.Unix(0, ns), true
+	return int(n), time.Unix(0, ns), true
+}
+
+// decimal reads b as a non-negative decimal that fits an int64.
+func decimal(b []byte) (int64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		d := int64(c) - '0'
+		if d < 0 || d > 9 || n > (math.MaxInt64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
 }

@@ -42,3 +42,17 @@ func TestTally(t *testing.T) {
 		t.Errorf("percentiles %v", p)
 	}
 }
+
+// TestParseRefusesWhatIsNotAMessage: anything but two decimals that fit,
+// each followed by a space, is malformed.
+func TestParseRefusesWhatIsNotAMessage(t *testing.T) {
+	for _, b := range []string{"", "12", "12 ", " 12 ", "1x 12 ", "12 1x ", "-1 12 ", "+1 12 ", "1 -12 ",
+		"1 9223372036854775808 ", "99999999999999999999 1 "} {
+		if i, at, ok := Parse([]byte(b)); ok {
+			t.Errorf("%q: parsed as %d, %v", b, i, at)
+		}
+	}
+	if i, at, ok := Parse([]byte("0 9223372036854775807 x")); !ok || i != 0 || at.UnixNano() != 9223372036854775807 {
+		t.Errorf("the largest time: %d, %v, %v", i, at, ok)
+	}
+}
