@@ -201,7 +201,9 @@ type ConsumerSettings struct {
 
 	// WindowBytes is how many payload bytes the consumer lets the producer
 	// have sent and not had confirmed, whatever Window allows; chunks count
-	// by their bytes. A message larger than it goes alone. 1 to
+	// by their bytes. It is checked where a message starts: a message
+	// larger than it goes alone, all its chunks (the consumer confirms a
+	// message only once whole). 1 to
 	// MaxWindowBytes; default DefaultWindowBytes.
 	WindowBytes int
 
