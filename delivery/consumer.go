@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // ConsumerController receives a producer's frames from a Link, buffers them,
@@ -36,6 +37,10 @@ type ConsumerController[T any] struct {
 	aside    Delivery[T]
 	asideErr error
 	asideOK  bool
+	// hasAside is asideOK, read without the lock: Receive checks it on
+	// every call, and a delivery is set aside only after a failed
+	// unmarshal.
+	hasAside atomic.Bool
 }
 
 // Delivery is one message handed to the application.
@@ -160,10 +165,14 @@ func (c *ConsumerController[T]) delivery(m readyMsg, gen uint64, id producerIden
 func (c *ConsumerController[T]) setAside(d Delivery[T], err error) {
 	c.asideMu.Lock()
 	c.aside, c.asideErr, c.asideOK = d, err, true
+	c.hasAside.Store(true)
 	c.asideMu.Unlock()
 }
 
 func (c *ConsumerController[T]) takeSetAside() (Delivery[T], error, bool) {
+	if !c.hasAside.Load() {
+		return Delivery[T]{}, nil, false
+	}
 	c.asideMu.Lock()
 	defer c.asideMu.Unlock()
 	if !c.asideOK {
@@ -171,6 +180,7 @@ func (c *ConsumerController[T]) takeSetAside() (Delivery[T], error, bool) {
 	}
 	d, err := c.aside, c.asideErr
 	c.aside, c.asideErr, c.asideOK = Delivery[T]{}, nil, false
+	c.hasAside.Store(false)
 	return d, err, true
 }
 

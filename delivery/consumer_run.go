@@ -42,7 +42,7 @@ type consumerRun[T any] struct {
 
 	// held is what the consumer holds of the numbering, received in order
 	// and not confirmed: each message's (or chunk's) bytes, oldest first.
-	held      []sized
+	held      fifo[sized]
 	heldBytes int
 	// unreported is the bytes confirmed since the producer was last told:
 	// at half the window in bytes it is told, so a window of large messages
@@ -201,12 +201,11 @@ func (r *consumerRun[T]) settle() {
 		r.c.stats.confirmed.Store(uint64(r.confirmed))
 		r.releaseUpTo(r.confirmed)
 		n := 0
-		for n < len(r.held) && r.held[n].seqNr <= confirmed {
-			r.heldBytes -= r.held[n].bytes
-			r.unreported += r.held[n].bytes
-			n++
+		for ; n < r.held.len() && r.held.at(n).seqNr <= confirmed; n++ {
+			r.heldBytes -= r.held.at(n).bytes
+			r.unreported += r.held.at(n).bytes
 		}
-		r.held = r.held[n:]
+		r.held.drop(n)
 	}
 	requested := r.grant()
 	ackDue = ackDue || r.unreported >= r.s.WindowBytes/2
@@ -257,7 +256,7 @@ func (r *consumerRun[T]) wakeAt() SeqNr {
 	if half := r.s.WindowBytes / 2; r.unreported+r.heldBytes >= half {
 		// The confirmation that brings half the window in bytes.
 		n := r.unreported
-		for _, h := range r.held {
+		for _, h := range r.held.live() {
 			if n += h.bytes; n >= half {
 				consider(h.seqNr)
 				break
@@ -346,10 +345,13 @@ func (r *consumerRun[T]) onDataFrame(f inbound) {
 			kept = 0 // anything kept earlier in this frame belonged to the old numbering
 		}
 		switch expected := r.received + 1; {
-		case m.seqNr > r.windowEnd() || m.seqNr == r.received+1 && r.heldBytes > 0 && r.heldBytes+len(m.payload) > r.s.WindowBytes:
+		case m.seqNr > r.windowEnd() || m.seqNr == r.received+1 && m.has(flagFirstChunk) && r.heldBytes > 0 && r.heldBytes+len(m.payload) > r.s.WindowBytes:
 			// Never granted, in sequence numbers or in bytes: a producer
 			// that sends past the window would fill the consumer's memory.
-			// It sends again once granted.
+			// It sends again once granted. The bytes are checked where a
+			// message starts: its further chunks follow (the message is
+			// confirmed only once whole, so holding them back would hold the
+			// window shut for good), bounded by MaxMessageSize.
 			r.c.stats.beyondWindow.Add(1)
 			continue
 		case m.seqNr == expected:
@@ -373,7 +375,7 @@ func (r *consumerRun[T]) onDataFrame(f inbound) {
 		r.received = m.seqNr
 		if r.take(m) {
 			kept = m.seqNr
-			r.held = append(r.held, sized{seqNr: m.seqNr, bytes: len(m.payload)})
+			r.held.push(sized{seqNr: m.seqNr, bytes: len(m.payload)})
 			r.heldBytes += len(m.payload)
 		}
 	}
@@ -530,7 +532,8 @@ func (r *consumerRun[T]) start(h frameHeader, seqNr SeqNr) {
 	r.received, r.delivered, r.confirmed, r.reported, r.requested = base, base, base, base, base
 	r.resending, r.assembling, r.discarding, r.partial = false, false, false, nil
 	r.skips = r.skips[:0]
-	r.held, r.heldBytes, r.unreported = r.held[:0], 0, 0
+	r.held.reset()
+	r.heldBytes, r.unreported = 0, 0
 	r.acks, r.waiting = r.acks[:0], 0
 	clear(r.pushes)
 	r.pushes = r.pushes[:0]

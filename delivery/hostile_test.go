@@ -264,3 +264,40 @@ func TestWindowBytes(t *testing.T) {
 		t.Errorf("consumer %+v: it took %d messages of 16 KiB past a window of 64 KiB", st, st.ReceivedSeqNr-n)
 	}
 }
+
+// TestWindowBytesChunked: a chunked message larger than the window in
+// bytes still goes, whole: the consumer confirms a message only once it
+// has every chunk, so a window that stopped its chunks would stay shut.
+func TestWindowBytesChunked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ps, cs := fastProducer, fastConsumer
+	ps.ChunkSize = 16 << 10
+	cs.Window, cs.WindowBytes = 1000, 64<<10
+	s := startHostileStream(t, ctx, ps, cs)
+	sizes := []int{1 << 10, 48 << 10, 300 << 10, 16, 64 << 10, 65<<10 + 1, 8}
+	go func() {
+		for i, size := range sizes {
+			if _, err := s.producer.Send(ctx, adaptertest.Payload(i, size)); err != nil {
+				return
+			}
+		}
+	}()
+	var got []int
+	for len(got) < len(sizes) {
+		d, err := s.consumer.Receive(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v (consumer %+v, producer %+v)", len(got), err, s.consumer.Stats(), s.producer.Stats())
+		}
+		i, _ := adaptertest.Index(d.Message)
+		if len(d.Message) != sizes[i] {
+			t.Fatalf("message %d: %d bytes, want %d", i, len(d.Message), sizes[i])
+		}
+		got = append(got, i)
+		d.Confirm()
+	}
+	adaptertest.CheckExactlyOnceInOrder(t, got, len(sizes))
+	if b := s.consumer.Stats().BeyondWindow; b != 0 {
+		t.Errorf("the consumer dropped %d messages beyond its window from an honest producer", b)
+	}
+}

@@ -121,11 +121,10 @@ func (r *producerRun[T]) onConfirmed(seqNr SeqNr) {
 	r.confirmed = seqNr
 	r.p.stats.confirmed.Store(uint64(seqNr))
 	n := 0
-	for n < len(r.flight) && r.flight[n].seqNr <= seqNr {
-		r.flightBytes -= r.flight[n].bytes
-		n++
+	for ; n < r.flight.len() && r.flight.at(n).seqNr <= seqNr; n++ {
+		r.flightBytes -= r.flight.at(n).bytes
 	}
-	r.flight = r.flight[n:]
+	r.flight.drop(n)
 	if r.resendSupported {
 		r.dropHeld(seqNr)
 	}

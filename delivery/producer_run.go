@@ -51,8 +51,8 @@ type producerRun[T any] struct {
 	// on.
 	heard          bool
 	consumerMax    int
-	windowBytes    int     // the consumer's window in bytes (0 until it says)
-	flight         []sized // sent and not confirmed: each message's bytes, oldest first
+	windowBytes    int         // the consumer's window in bytes (0 until it says)
+	flight         fifo[sized] // sent and not confirmed: each message's bytes, oldest first
 	flightBytes    int
 	lastRegister   time.Time
 	refused        map[SeqNr]*MessageTooLargeError // tombstones whose Confirmation fails, by last chunk
@@ -249,7 +249,7 @@ func (r *producerRun[T]) sendMore() {
 			r.sent++
 			r.emit(r.sent)
 			if n := len(r.heldAt(r.sent).payload); n > 0 {
-				r.flight = append(r.flight, sized{seqNr: r.sent, bytes: n})
+				r.flight.push(sized{seqNr: r.sent, bytes: n})
 				r.flightBytes += n
 			}
 		}
@@ -272,9 +272,15 @@ func (r *producerRun[T]) sendMore() {
 }
 
 // fits reports whether message seqNr, not yet sent, fits the consumer's
-// window in bytes: a message larger than the window goes alone.
+// window in bytes: a message larger than the window goes alone. Only a
+// message's first chunk waits for room: the consumer confirms a message
+// once it has all of it, so its other chunks follow whatever the window.
 func (r *producerRun[T]) fits(seqNr SeqNr) bool {
-	return r.windowBytes == 0 || r.flightBytes == 0 || r.flightBytes+len(r.heldAt(seqNr).payload) <= r.windowBytes
+	if r.windowBytes == 0 || r.flightBytes == 0 {
+		return true
+	}
+	e := r.heldAt(seqNr)
+	return e.flags&flagFirstChunk == 0 || r.flightBytes+len(e.payload) <= r.windowBytes
 }
 
 // resendMore emits what is to go again, as far as the backlog allows.

@@ -44,12 +44,12 @@ func (l *Link) Send(ctx context.Context, frame []byte) error {
 			p.broadcast()
 			p.mu.Unlock()
 			return ErrDisconnected
-		case len(l.out.queue) < p.opts.Capacity:
+		case l.out.len() < p.opts.Capacity:
 			p.enqueueLocked(l.out, data)
 			p.mu.Unlock()
 			return nil
 		}
-		changed := p.changed
+		changed := p.watch()
 		p.mu.Unlock()
 		select {
 		case <-changed:
@@ -71,14 +71,13 @@ func (l *Link) Receive(ctx context.Context) (delivery.Frame, error) {
 			p.mu.Unlock()
 			return delivery.Frame{}, fmt.Errorf("memory: receive: %w", delivery.ErrLinkClosed)
 		case p.cut:
-		case len(l.in.queue) > 0:
-			it := l.in.queue[0]
+		case l.in.len() > 0:
+			it := l.in.queue[l.in.head]
 			if d := time.Until(it.readyAt); d > 0 {
 				wait = time.After(d)
 				break
 			}
-			l.in.queue[0] = item{}
-			l.in.queue = l.in.queue[1:]
+			l.in.pop()
 			f := l.deliverLocked(it)
 			p.broadcast() // room for a blocked Send
 			p.mu.Unlock()
@@ -93,7 +92,7 @@ func (l *Link) Receive(ctx context.Context) (delivery.Frame, error) {
 			p.mu.Unlock()
 			return f, nil
 		}
-		changed := p.changed
+		changed := p.watch()
 		p.mu.Unlock()
 		select {
 		case <-changed:
@@ -137,7 +136,7 @@ func (l *Link) requeueLocked() {
 	}
 	slices.SortFunc(back, func(a, b item) int { return cmp.Compare(a.id, b.id) })
 	clear(l.unreleased)
-	l.in.queue = append(back, l.in.queue...)
+	l.in.queue, l.in.head = append(back, l.in.queue[l.in.head:]...), 0
 	l.pipe.stats.Redelivered += uint64(len(back))
 }
 
@@ -166,8 +165,8 @@ func (l *Link) Close() error {
 		l.requeueLocked()
 	} else {
 		// A connection that closes loses what was in flight towards it.
-		p.stats.Dropped += uint64(len(l.in.queue))
-		l.in.queue = nil
+		p.stats.Dropped += uint64(l.in.len())
+		l.in.queue, l.in.head = nil, 0
 	}
 	p.broadcast()
 	return nil

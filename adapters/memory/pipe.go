@@ -87,7 +87,8 @@ type Pipe struct {
 	opts Options
 
 	mu         sync.Mutex
-	changed    chan struct{} // closed and replaced on every change, to wake waiters
+	changed    chan struct{} // closed and replaced on a change once a waiter took it (watch)
+	watched    bool          // someone waits on changed
 	toConsumer *direction
 	toProducer *direction
 	producer   *Link
@@ -97,12 +98,37 @@ type Pipe struct {
 	stats      Stats
 }
 
-// direction is the queue of frames one way.
+// direction is the queue of frames one way: queue[head:]. Receiving
+// moves head rather than reslicing, so the queue's storage is reused
+// instead of reallocated every few frames.
 type direction struct {
 	rng    *rand.Rand
 	queue  []item
+	head   int
 	held   *item // held back for reordering
 	lastAt time.Time
+}
+
+func (d *direction) len() int { return len(d.queue) - d.head }
+
+// pop drops the frame at the front.
+func (d *direction) pop() {
+	d.queue[d.head] = item{}
+	d.head++
+	if d.head == len(d.queue) {
+		d.queue, d.head = d.queue[:0], 0
+	}
+}
+
+// push appends its, sliding the queue down first when half its storage
+// was received.
+func (d *direction) push(its ...item) {
+	if len(d.queue)+len(its) > cap(d.queue) && d.head > 0 && d.head >= len(d.queue)/2 {
+		n := copy(d.queue, d.queue[d.head:])
+		clear(d.queue[n:])
+		d.queue, d.head = d.queue[:n], 0
+	}
+	d.queue = append(d.queue, its...)
 }
 
 type item struct {
@@ -167,8 +193,8 @@ func (p *Pipe) Cut() {
 		}
 	} else {
 		for _, d := range []*direction{p.toConsumer, p.toProducer} {
-			p.stats.Dropped += uint64(len(d.queue))
-			d.queue = nil
+			p.stats.Dropped += uint64(d.len())
+			d.queue, d.head = nil, 0
 			if d.held != nil {
 				p.stats.Dropped++
 				d.held = nil
@@ -199,7 +225,7 @@ func (p *Pipe) Stats() Stats {
 func (p *Pipe) WaitFor(ctx context.Context, cond func(Stats) bool) error {
 	for {
 		p.mu.Lock()
-		stats, changed := p.stats, p.changed
+		stats, changed := p.stats, p.watch()
 		p.mu.Unlock()
 		if cond(stats) {
 			return nil
@@ -225,10 +251,22 @@ func (p *Pipe) Close() error {
 	return nil
 }
 
-// broadcast wakes every waiter; p.mu must be held.
+// watch returns the channel the next change closes; p.mu must be held.
+func (p *Pipe) watch() <-chan struct{} {
+	p.watched = true
+	return p.changed
+}
+
+// broadcast wakes every waiter; p.mu must be held. With none, it has
+// nothing to do: a channel made per frame sent or received was a tenth of
+// the pipe's CPU.
 func (p *Pipe) broadcast() {
+	if !p.watched {
+		return
+	}
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.watched = false
 }
 
 // receiverAttached reports whether an open end receives from d; p.mu must
@@ -274,19 +312,21 @@ func (p *Pipe) enqueueLocked(d *direction, data []byte) {
 		copies = 2
 		p.stats.Duplicated++
 	}
-	its := make([]item, copies)
+	var both [2]item // no allocation per frame
+	its := both[:copies]
 	for i := range its {
 		its[i] = p.newItem(d, data)
 	}
 	justHeld := false
 	if f.Reorder > 0 && d.rng.Float64() < f.Reorder && d.held == nil {
-		d.held, its, justHeld = &its[0], its[1:], true
+		held := its[0]
+		d.held, its, justHeld = &held, its[1:], true
 		p.stats.Reordered++
 	}
-	d.queue = append(d.queue, its...)
+	d.push(its...)
 	if d.held != nil && !justHeld {
 		// The frame held back goes behind the one just sent.
-		d.queue = append(d.queue, *d.held)
+		d.push(*d.held)
 		d.held = nil
 	}
 }

@@ -42,7 +42,7 @@ func runBench(t *testing.T, count int) benchResult {
 var benchKeys = []string{
 	"transport", "broker", "mode", "client", "size", "window", "rate", "rounds",
 	"messages", "lost", "seconds", "msgs_per_sec", "mb_per_sec",
-	"p50_ms", "p90_ms", "p99_ms", "max_ms", "cpu_seconds", "peak_heap_mb",
+	"p50_ms", "p90_ms", "p99_ms", "max_ms", "cpu_seconds", "cpu_ns_per_msg", "peak_heap_mb",
 	"resends", "duplicates", "ratio", "note",
 }
 
@@ -61,6 +61,7 @@ type benchJSONRow struct {
 	P99        float64  `json:"p99_ms"`
 	Max        float64  `json:"max_ms"`
 	CPU        *float64 `json:"cpu_seconds"`
+	CPUPerMsg  *float64 `json:"cpu_ns_per_msg"`
 	Heap       float64  `json:"peak_heap_mb"`
 	Resends    *uint64  `json:"resends"`
 	Duplicates uint64   `json:"duplicates"`
@@ -103,6 +104,8 @@ func TestBenchJSON(t *testing.T) {
 			t.Errorf("%s: latency p50 %v, p90 %v, p99 %v, max %v: want 0 < p50 <= p90 <= p99 <= max", name, r.P50, r.P90, r.P99, r.Max)
 		case r.CPU == nil || *r.CPU <= 0 || r.Heap <= 0:
 			t.Errorf("%s: cpu %v s, heap %v MB: want positive", name, r.CPU, r.Heap)
+		case r.CPUPerMsg == nil || r.Messages > 0 && math.Abs(*r.CPUPerMsg-*r.CPU*1e9/float64(r.Messages)) > 0.5e6/float64(r.Messages)+1: // cpu_seconds is rounded to 1 ms
+			t.Errorf("%s: %v CPU ns/msg; want %v s over %d messages", name, r.CPUPerMsg, *r.CPU, r.Messages)
 		case r.Broker == "":
 			t.Errorf("%s: no broker named", name)
 		}
@@ -153,9 +156,9 @@ func TestBenchTable(t *testing.T) {
 		switch {
 		case len(f) > 3 && f[0] == "transport" && strings.Contains(l, "msgs/s") && strings.Contains(l, "ratio"):
 			header = true
-		case len(f) == 16 && f[0] == "tcp" && f[3] == "raw" && f[15] == "-":
+		case len(f) == 17 && f[0] == "tcp" && f[3] == "raw" && f[16] == "-":
 			raw = true
-		case len(f) == 16 && f[0] == "tcp" && f[3] == "reliable" && f[15] != "-":
+		case len(f) == 17 && f[0] == "tcp" && f[3] == "reliable" && f[16] != "-":
 			reliable = true
 		}
 	}

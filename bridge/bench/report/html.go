@@ -89,8 +89,8 @@ Latency runs from making a message to its receipt by the consuming application; 
 CPU is this process's (an embedded NATS server's included, a broker in another process's not); heap is the Go heap's peak.</p>
 <h2>Figures</h2>
 <table id="figures">
-<tr><th class="text">transport</th><th>size</th><th class="text">mode</th><th>msgs/s</th><th>MB/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th><th>CPU s</th><th>heap MB</th><th>resends</th><th>dups</th><th>lost</th><th>ratio</th></tr>
-{{range .Rows}}<tr><td class="text">{{.Transport}}</td><td>{{size .Size}}</td><td class="text">{{.Mode}}</td><td>{{thousands .MsgsPerSec}}</td><td>{{printf "%.1f" .MBPerSec}}</td><td>{{ms .P50ms}}</td><td>{{ms .P90ms}}</td><td>{{ms .P99ms}}</td><td>{{ms .MaxMs}}</td><td>{{opt .CPUSeconds "%.2f"}}</td><td>{{printf "%.1f" .PeakHeapMB}}</td><td>{{optInt .Resends}}</td><td>{{.Duplicates}}</td><td>{{.Lost}}</td><td>{{opt .Ratio "%.2f"}}</td></tr>
+<tr><th class="text">transport</th><th>size</th><th class="text">mode</th><th>msgs/s</th><th>MB/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th><th>CPU s</th><th>CPU ns/msg</th><th>heap MB</th><th>resends</th><th>dups</th><th>lost</th><th>ratio</th></tr>
+{{range .Rows}}<tr><td class="text">{{.Transport}}</td><td>{{size .Size}}</td><td class="text">{{.Mode}}</td><td>{{thousands .MsgsPerSec}}</td><td>{{printf "%.1f" .MBPerSec}}</td><td>{{ms .P50ms}}</td><td>{{ms .P90ms}}</td><td>{{ms .P99ms}}</td><td>{{ms .MaxMs}}</td><td>{{opt .CPUSeconds "%.2f"}}</td><td>{{opt .CPUNsPerMsg "%.0f"}}</td><td>{{printf "%.1f" .PeakHeapMB}}</td><td>{{optInt .Resends}}</td><td>{{.Duplicates}}</td><td>{{.Lost}}</td><td>{{opt .Ratio "%.2f"}}</td></tr>
 {{end}}</table>
 </body>
 </html>

@@ -50,11 +50,15 @@ type Row struct {
 	P90ms      float64  `json:"p90_ms"`
 	P99ms      float64  `json:"p99_ms"`
 	MaxMs      float64  `json:"max_ms"`
-	CPUSeconds *float64 `json:"cpu_seconds"`  // this process's CPU time (an embedded NATS server's included, another process's broker's not); null where unknown
-	PeakHeapMB float64  `json:"peak_heap_mb"` // the Go heap's peak during the run, MB (10^6 bytes)
-	Resends    *uint64  `json:"resends"`      // messages the producer sent again; null for raw
-	Duplicates uint64   `json:"duplicates"`   // reliable: repeats the protocol dropped; raw: repeats the receiver got
-	Ratio      *float64 `json:"ratio"`        // msgs_per_sec of this row over the raw row's, same transport and size; null for raw
+	CPUSeconds *float64 `json:"cpu_seconds"` // this process's CPU time (an embedded NATS server's included, another process's broker's not); null where unknown
+	// CPUNsPerMsg is CPUSeconds over Messages, in nanoseconds: what a
+	// message costs both ends together, the figure that a busy machine
+	// disturbs least. Null where the CPU time is unknown.
+	CPUNsPerMsg *float64 `json:"cpu_ns_per_msg"`
+	PeakHeapMB  float64  `json:"peak_heap_mb"` // the Go heap's peak during the run, MB (10^6 bytes)
+	Resends     *uint64  `json:"resends"`      // messages the producer sent again; null for raw
+	Duplicates  uint64   `json:"duplicates"`   // reliable: repeats the protocol dropped; raw: repeats the receiver got
+	Ratio       *float64 `json:"ratio"`        // msgs_per_sec of this row over the raw row's, same transport and size; null for raw
 	// SealedRatio is a sealed row's msgs_per_sec over the reliable row's
 	// (unsealed), same transport and size: what sealing costs. Null for
 	// the other modes.
@@ -135,16 +139,16 @@ func WriteTable(w io.Writer, rows []Row, about About) error {
 	fmt.Fprintf(w, "bridge bench, %s: %s\n", about.Date, about.Machine)
 	fmt.Fprintf(w, "%s\n\n", about.Workload)
 	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "transport\tsize\tmode\tmsgs/s\tMB/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tCPU s\theap MB\tresends\tdups\tlost\tratio\t\n")
+	fmt.Fprint(tw, "transport\tsize\tmode\tmsgs/s\tMB/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tCPU s\tCPU ns/msg\theap MB\tresends\tdups\tlost\tratio\t\n")
 	for _, r := range rows {
 		transport := r.Transport
 		if r.Note != "" {
 			transport += "*" // see the note below the table
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t%d\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t%d\t%s\t\n",
 			transport, SizeText(r.Size), r.Mode, thousands(r.MsgsPerSec), r.MBPerSec,
 			msText(r.P50ms), msText(r.P90ms), msText(r.P99ms), msText(r.MaxMs),
-			optional(r.CPUSeconds, "%.2f"), r.PeakHeapMB, optionalInt(r.Resends), r.Duplicates, r.Lost, optional(r.Ratio, "%.2f"))
+			optional(r.CPUSeconds, "%.2f"), optional(r.CPUNsPerMsg, "%.0f"), r.PeakHeapMB, optionalInt(r.Resends), r.Duplicates, r.Lost, optional(r.Ratio, "%.2f"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -42,3 +42,43 @@ func TestTally(t *testing.T) {
 		t.Errorf("percentiles %v", p)
 	}
 }
+
+// TestParseRefusesWhatIsNotAMessage: anything but two decimals that fit,
+// each followed by a space, is malformed.
+func TestParseRefusesWhatIsNotAMessage(t *testing.T) {
+	for _, b := range []string{"", "12", "12 ", " 12 ", "1x 12 ", "12 1x ", "-1 12 ", "+1 12 ", "1 -12 ",
+		"1 9223372036854775808 ", "99999999999999999999 1 "} {
+		if i, at, ok := Parse([]byte(b)); ok {
+			t.Errorf("%q: parsed as %d, %v", b, i, at)
+		}
+	}
+	if i, at, ok := Parse([]byte("0 9223372036854775807 x")); !ok || i != 0 || at.UnixNano() != 9223372036854775807 {
+		t.Errorf("the largest time: %d, %v, %v", i, at, ok)
+	}
+}
+
+// TestSlab: messages from a slab are those Message makes, each capped at
+// its end, so that appending to one never touches the next.
+func TestSlab(t *testing.T) {
+	at := time.Unix(1_790_000_000, 123456789)
+	var s Slab
+	var msgs [][]byte
+	sizes := []int{32, 128, 1000, 64 << 10, 33, 5000}
+	for k := range 200 {
+		msgs = append(msgs, s.Message(k, sizes[k%len(sizes)], at))
+	}
+	for k, m := range msgs {
+		if want := Message(k, sizes[k%len(sizes)], at); !bytes.Equal(m, want) || cap(m) != len(m) {
+			t.Fatalf("message %d: %d bytes (cap %d), want %d bytes as Message makes them", k, len(m), cap(m), len(want))
+		}
+		_ = append(m, "overwrite"...)
+	}
+	for k, m := range msgs {
+		if !bytes.Equal(m, Message(k, sizes[k%len(sizes)], at)) {
+			t.Fatalf("message %d changed when its neighbour was appended to", k)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { s.Message(1, 128, at) }); n > 0.05 {
+		t.Errorf("%v allocations per 128 B message", n)
+	}
+}
