@@ -162,15 +162,23 @@ type Outgoing[T any] struct {
 // TrySendWithConfirmation do, with headers: it returns the message's
 // sequence number and, with m.Confirm, its Confirmation.
 func (p *ProducerController[T]) SendMessage(ctx context.Context, m Outgoing[T]) (SeqNr, *Confirmation, error) {
-	var hb []byte
-	if len(m.Headers) > 0 {
-		h, err := m.Headers.canonical()
-		if err != nil {
-			return 0, nil, err
-		}
-		hb = appendHeaders(nil, h)
+	hb, err := encodeHeaders(m.Headers)
+	if err != nil {
+		return 0, nil, err
 	}
 	return p.submit(ctx, m.Message, hb, m.Confirm, !m.NoWait)
+}
+
+// encodeHeaders checks h and encodes it for the wire; nil for none.
+func encodeHeaders(h Headers) ([]byte, error) {
+	if len(h) == 0 {
+		return nil, nil
+	}
+	c, err := h.canonical()
+	if err != nil {
+		return nil, err
+	}
+	return appendHeaders(nil, c), nil
 }
 
 func (p *ProducerController[T]) send(ctx context.Context, msg T, withReply, wait bool) (SeqNr, *Confirmation, error) {
