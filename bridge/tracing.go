@@ -1,0 +1,174 @@
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bridge-mq/bridge/delivery"
+)
+
+// tracer records the service's spans, and carries their W3C trace context
+// in the messages' traceparent and tracestate headers. The producer records
+// a span ("send STREAM", kind producer) when it takes a message, a child of
+// the trace context the message came with (an HTTP request's or an NDJSON
+// line's), and the message carries the span's context; the consumer
+// records one ("process STREAM", kind consumer) from when its sink is
+// handed the message until the sink confirmed it, a child of the carried
+// context, which it hands the webhook. Only what the sampler samples is
+// traced: a message the producer's span does not sample goes as it came
+// (with the caller's traceparent, or none), and the consumer starts no
+// span for a message without a traceparent, so an unsampled message costs
+// one sampling decision and nothing on the wire. A nil *tracer traces
+// nothing; its methods cost a nil check.
+type tracer struct {
+	t                  trace.Tracer
+	attrs              []attribute.KeyValue
+	sendName, procName string
+	propagator         propagation.TraceContext
+}
+
+// The spans' attributes beside the stream's and the carrier's.
+const (
+	attrSeqNr    = attribute.Key("bridge.seq_nr")
+	attrAttempts = attribute.Key("bridge.attempts")
+	attrProducer = attribute.Key("bridge.producer_id")
+)
+
+// tracerName is the instrumentation scope of the service's spans.
+const tracerName = "github.com/bridge-mq/bridge/bridge"
+
+// newTracer returns the service's tracer on tp; nil (trace nothing) for a
+// nil tp.
+func newTracer(tp trace.TracerProvider, cfg *Config) *tracer {
+	if tp == nil {
+		return nil
+	}
+	return &tracer{
+		t: tp.Tracer(tracerName),
+		attrs: []attribute.KeyValue{
+			attribute.String("messaging.system", "bridge"),
+			attribute.String("messaging.destination.name", cfg.Stream),
+			attribute.String("bridge.carrier", cfg.Transport),
+		},
+		sendName: "send " + cfg.Stream,
+		procName: "process " + cfg.Stream,
+	}
+}
+
+// produce starts the producer span of a message with headers hs, a child
+// of the trace context in hs (if any). When the span is recorded it
+// returns it and hs carrying its context; otherwise nil and hs as given.
+// hs is the caller's to change.
+func (tr *tracer) produce(ctx context.Context, hs delivery.Headers) (trace.Span, delivery.Headers) {
+	if tr == nil {
+		return nil, hs
+	}
+	if _, ok := hs.Get("traceparent"); ok {
+		ctx = tr.propagator.Extract(ctx, headerCarrier{&hs})
+	}
+	ctx, span := tr.t.Start(ctx, tr.sendName, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(tr.attrs...))
+	if !span.IsRecording() {
+		return nil, hs
+	}
+	tr.propagator.Inject(ctx, headerCarrier{&hs})
+	return span, hs
+}
+
+// produced ends a producer span: the message was taken as seqNr, or err
+// says why not. A nil span is a no-op.
+func produced(span trace.Span, producerID string, seqNr delivery.SeqNr, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	} else {
+		span.SetAttributes(attrSeqNr.Int64(int64(seqNr)), attrProducer.String(producerID))
+	}
+	span.End()
+}
+
+// process starts the consumer span of d, a child of the trace context d
+// carries, when d carries one and the span is recorded; d's headers then
+// carry the span's context (for the webhook). It returns nil otherwise.
+func (tr *tracer) process(d *delivery.Delivery[[]byte]) trace.Span {
+	if tr == nil {
+		return nil
+	}
+	if _, ok := d.Headers.Get("traceparent"); !ok {
+		return nil
+	}
+	hs := slices.Clone(d.Headers)
+	parent := tr.propagator.Extract(context.Background(), headerCarrier{&hs})
+	if !trace.SpanContextFromContext(parent).IsValid() {
+		return nil // a traceparent that does not parse: not traced
+	}
+	ctx, span := tr.t.Start(parent, tr.procName, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(tr.attrs...),
+		trace.WithAttributes(attrSeqNr.Int64(int64(d.SeqNr)), attrProducer.String(d.ProducerID)))
+	if !span.IsRecording() {
+		return nil
+	}
+	tr.propagator.Inject(ctx, headerCarrier{&hs})
+	d.Headers = hs
+	return span
+}
+
+// processed ends a consumer span once the sink confirmed its message after
+// attempts tries, or failed with err. A nil span is a no-op.
+func processed(span trace.Span, attempts int, err error) {
+	if span == nil {
+		return
+	}
+	span.SetAttributes(attrAttempts.Int(attempts))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// headerCarrier lets the propagator read and write a message's headers.
+type headerCarrier struct{ h *delivery.Headers }
+
+func (c headerCarrier) Get(key string) string {
+	v, _ := c.h.Get(key)
+	return v
+}
+
+func (c headerCarrier) Set(key, value string) {
+	key = strings.ToLower(key)
+	for i := range *c.h {
+		if (*c.h)[i].Name == key {
+			(*c.h)[i].Value = value
+			return
+		}
+	}
+	*c.h = append(*c.h, delivery.Header{Name: key, Value: value})
+}
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, len(*c.h))
+	for i, x := range *c.h {
+		keys[i] = x.Name
+	}
+	return keys
+}
+
+// traceID is a log attribute naming the trace of a message with headers
+// hs, from its traceparent; empty (a handler leaves it out) without one.
+func traceID(hs delivery.Headers) slog.Attr {
+	tp, ok := hs.Get("traceparent")
+	// version "-" trace-id (32 hex) "-" ...
+	if !ok || len(tp) < 36 || tp[2] != '-' || tp[35] != '-' {
+		return slog.Attr{}
+	}
+	return slog.String("trace_id", tp[3:35])
+}
