@@ -172,3 +172,42 @@ func traceID(hs delivery.Headers) slog.Attr {
 	}
 	return slog.String("trace_id", tp[3:35])
 }
+
+// MessageTracer traces messages as the service does (see tracer), for a
+// program that drives the controllers itself: the bench's traced mode.
+// A nil *MessageTracer traces nothing.
+type MessageTracer struct{ tr *tracer }
+
+// NewMessageTracer traces on tp with cfg's stream and carrier; nil for a
+// nil tp.
+func NewMessageTracer(tp trace.TracerProvider, cfg *Config) *MessageTracer {
+	if tp == nil {
+		return nil
+	}
+	return &MessageTracer{tr: newTracer(tp, cfg)}
+}
+
+// Send sends msg with headers hs (the caller's to change) as a source of
+// the service does: within a producer span when one is sampled.
+func (m *MessageTracer) Send(ctx context.Context, p *delivery.ProducerController[[]byte], msg []byte, hs delivery.Headers) (delivery.SeqNr, error) {
+	var span trace.Span
+	if m != nil {
+		span, hs = m.tr.produce(ctx, hs)
+	}
+	seqNr, _, err := p.SendMessage(ctx, delivery.Outgoing[[]byte]{Message: msg, Headers: hs})
+	produced(span, p.ID(), seqNr, err)
+	return seqNr, err
+}
+
+// Process starts d's consumer span as the service's consumer does; nil
+// when d is not traced. Confirmed ends it.
+func (m *MessageTracer) Process(d *delivery.Delivery[[]byte]) trace.Span {
+	if m == nil {
+		return nil
+	}
+	return m.tr.process(d)
+}
+
+// Confirmed ends a span Process started, once its message is confirmed at
+// the first attempt. A nil span is a no-op.
+func (m *MessageTracer) Confirmed(span trace.Span) { processed(span, 1, nil) }
