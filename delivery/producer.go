@@ -169,18 +169,6 @@ func (p *ProducerController[T]) SendMessage(ctx context.Context, m Outgoing[T]) 
 	return p.submit(ctx, m.Message, hb, m.Confirm, !m.NoWait)
 }
 
-// encodeHeaders checks h and encodes it for the wire; nil for none.
-func encodeHeaders(h Headers) ([]byte, error) {
-	if len(h) == 0 {
-		return nil, nil
-	}
-	c, err := h.canonical()
-	if err != nil {
-		return nil, err
-	}
-	return appendHeaders(nil, c), nil
-}
-
 func (p *ProducerController[T]) send(ctx context.Context, msg T, withReply, wait bool) (SeqNr, *Confirmation, error) {
 	return p.submit(ctx, msg, nil, withReply, wait)
 }

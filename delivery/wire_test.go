@@ -61,8 +61,8 @@ func sampleFrames() []struct {
 	}{
 		{frameHeader{kind: dataFrame, producerEpoch: 1, consumerEpoch: 0, producerID: "p"}, []wireMsg{
 			{typ: msgSequenced, flags: flagFirst | flagFirstChunk | flagLastChunk, seqNr: 1, payload: []byte("hello")},
-			{typ: msgSequenced, flags: flagFirstChunk | flagExt, seqNr: 2, total: 70000, headers: appendHeaders(nil, Headers{{"content-type", "text/plain"}, {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}), payload: big},
-			{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk | flagExt, seqNr: 6, headers: appendHeaders(nil, Headers{{"k", ""}}), payload: []byte("h")},
+			{typ: msgSequenced, flags: flagFirstChunk | flagExt, seqNr: 2, total: 70000, headers: mustEncode(Headers{{"content-type", "text/plain"}, {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}), payload: big},
+			{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk | flagExt, seqNr: 6, headers: mustEncode(Headers{{"k", ""}}), payload: []byte("h")},
 			{typ: msgSequenced, flags: flagLastChunk | flagAck, seqNr: 3, payload: []byte{}},
 			{typ: msgSequenced, flags: flagFirstChunk | flagRefused | flagExt, seqNr: 4, total: 1 << 40, payload: []byte{}},
 			{typ: msgSequenced, flags: flagLastChunk | flagRefused, seqNr: 5, payload: []byte{}},
@@ -219,4 +219,12 @@ func FuzzDecodeFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+func mustEncode(h Headers) []byte {
+	b, err := encodeHeaders(h)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
