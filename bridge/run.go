@@ -39,12 +39,11 @@ func Run(ctx context.Context, cfg Config, env Env) error {
 			env.Log.Warn("BRIDGE_INSECURE=true: "+e.what, "var", envPrefix+"_"+e.name, "value", e.value)
 		}
 	}
-	tp, stopTracing, err := tracing(ctx, &cfg, env)
+	tr, stopTracing, err := tracing(ctx, &cfg, env)
 	if err != nil {
 		return err
 	}
 	defer stopTracing() // after the end has stopped: its last spans flushed
-	tr := newTracer(tp, &cfg)
 	if cfg.Role == "producer" {
 		return runProducer(ctx, &cfg, env, tr)
 	}

@@ -2,13 +2,17 @@ package bridge
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bridge-mq/bridge/delivery"
@@ -27,8 +31,15 @@ import (
 // span for a message without a traceparent, so an unsampled message costs
 // one sampling decision and nothing on the wire. A nil *tracer traces
 // nothing; its methods cost a nil check.
+//
+// When the tracer knows its provider's sampler (sampler not nil: the
+// provider is the one newSDKTracer made), it asks it first, and starts no
+// span for what it drops; a root span's trace ID, drawn for that
+// question, goes to the provider through the context (see idGenerator),
+// so both decide on the same ID.
 type tracer struct {
 	t                  trace.Tracer
+	sampler            sdktrace.Sampler
 	attrs              []attribute.KeyValue
 	sendName, procName string
 	propagator         propagation.TraceContext
@@ -73,6 +84,10 @@ func (tr *tracer) produce(ctx context.Context, hs delivery.Headers) (trace.Span,
 	if _, ok := hs.Get("traceparent"); ok {
 		ctx = tr.propagator.Extract(ctx, headerCarrier{&hs})
 	}
+	var drop bool
+	if ctx, drop = tr.presample(ctx, tr.sendName, trace.SpanKindProducer); drop {
+		return nil, hs
+	}
 	ctx, span := tr.t.Start(ctx, tr.sendName, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(tr.attrs...))
 	if !span.IsRecording() {
 		return nil, hs
@@ -111,6 +126,9 @@ func (tr *tracer) process(d *delivery.Delivery[[]byte]) trace.Span {
 	if !trace.SpanContextFromContext(parent).IsValid() {
 		return nil // a traceparent that does not parse: not traced
 	}
+	if _, drop := tr.presample(parent, tr.procName, trace.SpanKindConsumer); drop {
+		return nil
+	}
 	ctx, span := tr.t.Start(parent, tr.procName, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(tr.attrs...),
 		trace.WithAttributes(attrSeqNr.Int64(int64(d.SeqNr)), attrProducer.String(d.ProducerID)))
 	if !span.IsRecording() {
@@ -133,6 +151,71 @@ func processed(span trace.Span, attempts int, err error) {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
+}
+
+// presample asks the sampler, if the tracer knows it, whether a span
+// would be sampled as a child of ctx's span (or, without one, as a root:
+// then the returned context holds the trace ID drawn for it).
+func (tr *tracer) presample(ctx context.Context, name string, kind trace.SpanKind) (context.Context, bool) {
+	if tr.sampler == nil {
+		return ctx, false
+	}
+	p := sdktrace.SamplingParameters{ParentContext: ctx, Name: name, Kind: kind}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		p.TraceID = sc.TraceID()
+	} else {
+		p.TraceID = newTraceID()
+		ctx = context.WithValue(ctx, traceIDKey{}, p.TraceID)
+	}
+	return ctx, tr.sampler.ShouldSample(p).Decision == sdktrace.Drop
+}
+
+// traceIDKey holds, in a context, the trace ID presample drew for a root
+// span.
+type traceIDKey struct{}
+
+// idGenerator is the provider's source of IDs: a root span's trace ID is
+// the one presample drew, when it drew one. IDs are random, as the SDK's
+// own are (not from a cryptographic source).
+type idGenerator struct{}
+
+func (idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
+	tid, ok := ctx.Value(traceIDKey{}).(trace.TraceID)
+	if !ok {
+		tid = newTraceID()
+	}
+	return tid, newSpanID()
+}
+
+func (idGenerator) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return newSpanID() }
+
+func newTraceID() (id trace.TraceID) {
+	for !id.IsValid() {
+		binary.LittleEndian.PutUint64(id[:8], rand.Uint64())
+		binary.LittleEndian.PutUint64(id[8:], rand.Uint64())
+	}
+	return id
+}
+
+func newSpanID() (id trace.SpanID) {
+	for !id.IsValid() {
+		binary.LittleEndian.PutUint64(id[:], rand.Uint64())
+	}
+	return id
+}
+
+// newSDKTracer makes OpenTelemetry's tracer provider with sampler, its
+// spans through a batch span processor to exp, and the service's tracer on
+// it, which knows the sampler.
+func newSDKTracer(sampler sdktrace.Sampler, exp sdktrace.SpanExporter, res *resource.Resource, cfg *Config) (*sdktrace.TracerProvider, *tracer) {
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithSampler(sampler), sdktrace.WithIDGenerator(idGenerator{}), sdktrace.WithBatcher(exp)}
+	if res != nil {
+		opts = append(opts, sdktrace.WithResource(res))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
+	tr := newTracer(tp, cfg)
+	tr.sampler = sampler
+	return tp, tr
 }
 
 // headerCarrier lets the propagator read and write a message's headers.
@@ -178,13 +261,12 @@ func traceID(hs delivery.Headers) slog.Attr {
 // A nil *MessageTracer traces nothing.
 type MessageTracer struct{ tr *tracer }
 
-// NewMessageTracer traces on tp with cfg's stream and carrier; nil for a
-// nil tp.
-func NewMessageTracer(tp trace.TracerProvider, cfg *Config) *MessageTracer {
-	if tp == nil {
-		return nil
-	}
-	return &MessageTracer{tr: newTracer(tp, cfg)}
+// NewMessageTracer traces as the service does with cfg's stream and
+// carrier: with sampler, its spans through a batch span processor to exp.
+// The function returned flushes and stops it.
+func NewMessageTracer(sampler sdktrace.Sampler, exp sdktrace.SpanExporter, cfg *Config) (*MessageTracer, func(context.Context) error) {
+	tp, tr := newSDKTracer(sampler, exp, nil, cfg)
+	return &MessageTracer{tr: tr}, tp.Shutdown
 }
 
 // Send sends msg with headers hs (the caller's to change) as a source of

@@ -141,8 +141,16 @@ func TestTracingSpans(t *testing.T) {
 
 // TestTracingOTLP: configured by OTEL_ variables only, the service exports
 // its spans over OTLP/HTTP to a real receiver, and a graceful stop flushes
-// them.
+// them; with a sampler of half the traces, about half the messages have
+// spans, each consumer span a child of a producer span (the producer's
+// decision, made before its span, is the SDK's), and the others none.
 func TestTracingOTLP(t *testing.T) {
+	t.Run("always", func(t *testing.T) { testTracingOTLP(t, "", 3, 3, 3) })
+	// 60 to 140: five standard deviations either side of 100.
+	t.Run("half", func(t *testing.T) { testTracingOTLP(t, "traceidratio", 200, 60, 140) })
+}
+
+func testTracingOTLP(t *testing.T, sampler string, messages, least, most int) {
 	var mu sync.Mutex
 	var spans []*tracepb.Span
 	var services []string
@@ -172,6 +180,8 @@ func TestTracingOTLP(t *testing.T) {
 	defer collector.Close()
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
 	t.Setenv("OTEL_SERVICE_NAME", "bridge-test")
+	t.Setenv("OTEL_TRACES_SAMPLER", sampler)
+	t.Setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
 
 	cfg := baseConfig(t)
 	if !cfg.Tracing.On() {
@@ -182,7 +192,7 @@ func TestTracingOTLP(t *testing.T) {
 	var out adaptertest.Buffer
 	consumer := start(t, consumerCfg, &out)
 	producerCfg := cfg
-	producerCfg.Role, producerCfg.Source, producerCfg.GenerateCount, producerCfg.GenerateSize = "producer", "generate", 3, 64
+	producerCfg.Role, producerCfg.Source, producerCfg.GenerateCount, producerCfg.GenerateSize = "producer", "generate", messages, 64
 	producer := start(t, producerCfg, io.Discard)
 	select {
 	case err := <-producer.done: // every message confirmed; its spans flushed
@@ -209,8 +219,9 @@ func TestTracingOTLP(t *testing.T) {
 			children++
 		}
 	}
-	if len(sent) != 3 || children != 3 {
-		t.Errorf("the collector got %d producer spans and %d consumer spans that are their children; want 3 and 3 (of %d spans)", len(sent), children, len(spans))
+	if len(sent) < least || len(sent) > most || children != len(sent) || len(spans) != 2*len(sent) {
+		t.Errorf("of %d messages, the collector got %d producer spans and %d consumer spans that are their children, of %d spans; want %d to %d, as many children, nothing else",
+			messages, len(sent), children, len(spans), least, most)
 	}
 	for _, name := range services {
 		if name != "bridge-test" {
@@ -235,8 +246,11 @@ func TestTracingConfig(t *testing.T) {
 		{env: map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}},
 		{env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, fail: "OTEL_TRACES_EXPORTER"},
 		{env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, on: true, fail: "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{env: map[string]string{"OTEL_TRACES_SAMPLER": "jaeger_remote"}, fail: "OTEL_TRACES_SAMPLER"},
+		{env: map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, fail: "OTEL_TRACES_SAMPLER_ARG"},
+		{env: map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"}},
 	} {
-		for _, name := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
+		for _, name := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"} {
 			t.Setenv(name, c.env[name])
 		}
 		cfg := baseConfig(t)

@@ -35,18 +35,17 @@ func benchHeaders() sendExtras {
 // the SDK's batch span processor to an exporter that drops them: what
 // tracing costs the bridge, not what a collector costs.
 func tracedPipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config, stream string, share float64, log *slog.Logger, deliver deliverFunc) (*pipe, error) {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(share))),
-		sdktrace.WithBatcher(dropSpans{}))
 	cfg.Stream = stream
-	p, err := reliablePipe(ctx, car, cfg, stream, "", log, deliver, sendExtras{tracer: bridge.NewMessageTracer(tp, &cfg)})
+	tr, stop := bridge.NewMessageTracer(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(share)), dropSpans{}, &cfg)
+	p, err := reliablePipe(ctx, car, cfg, stream, "", log, deliver, sendExtras{tracer: tr})
 	if err != nil {
-		tp.Shutdown(context.Background())
+		stop(context.Background())
 		return nil, err
 	}
 	closePipe := p.close
 	p.close = func() {
 		closePipe()
-		tp.Shutdown(context.Background())
+		stop(context.Background())
 	}
 	return p, nil
 }
