@@ -82,7 +82,7 @@ func (tr *tracer) produce(ctx context.Context, hs delivery.Headers) (trace.Span,
 		return nil, hs
 	}
 	if _, ok := hs.Get("traceparent"); ok {
-		ctx = tr.propagator.Extract(ctx, headerCarrier{&hs})
+		ctx = tr.extract(ctx, hs)
 	}
 	var drop bool
 	if ctx, drop = tr.presample(ctx, tr.sendName, trace.SpanKindProducer); drop {
@@ -92,8 +92,19 @@ func (tr *tracer) produce(ctx context.Context, hs delivery.Headers) (trace.Span,
 	if !span.IsRecording() {
 		return nil, hs
 	}
+	return span, tr.inject(ctx, hs)
+}
+
+// extract returns ctx with the trace context hs carries. (hs is its own
+// here: a carrier of its address costs an allocation only when used.)
+func (tr *tracer) extract(ctx context.Context, hs delivery.Headers) context.Context {
+	return tr.propagator.Extract(ctx, headerCarrier{&hs})
+}
+
+// inject returns hs carrying ctx's trace context.
+func (tr *tracer) inject(ctx context.Context, hs delivery.Headers) delivery.Headers {
 	tr.propagator.Inject(ctx, headerCarrier{&hs})
-	return span, hs
+	return hs
 }
 
 // produced ends a producer span: the message was taken as seqNr, or err
@@ -121,8 +132,7 @@ func (tr *tracer) process(d *delivery.Delivery[[]byte]) trace.Span {
 	if _, ok := d.Headers.Get("traceparent"); !ok {
 		return nil
 	}
-	hs := slices.Clone(d.Headers)
-	parent := tr.propagator.Extract(context.Background(), headerCarrier{&hs})
+	parent := tr.extract(context.Background(), d.Headers)
 	if !trace.SpanContextFromContext(parent).IsValid() {
 		return nil // a traceparent that does not parse: not traced
 	}
@@ -134,8 +144,7 @@ func (tr *tracer) process(d *delivery.Delivery[[]byte]) trace.Span {
 	if !span.IsRecording() {
 		return nil
 	}
-	tr.propagator.Inject(ctx, headerCarrier{&hs})
-	d.Headers = hs
+	d.Headers = tr.inject(ctx, slices.Clone(d.Headers))
 	return span
 }
 
@@ -161,13 +170,19 @@ func (tr *tracer) presample(ctx context.Context, name string, kind trace.SpanKin
 		return ctx, false
 	}
 	p := sdktrace.SamplingParameters{ParentContext: ctx, Name: name, Kind: kind}
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	sc := trace.SpanContextFromContext(ctx)
+	if sc.IsValid() {
 		p.TraceID = sc.TraceID()
 	} else {
 		p.TraceID = newTraceID()
+	}
+	if tr.sampler.ShouldSample(p).Decision == sdktrace.Drop {
+		return ctx, true
+	}
+	if !sc.IsValid() {
 		ctx = context.WithValue(ctx, traceIDKey{}, p.TraceID)
 	}
-	return ctx, tr.sampler.ShouldSample(p).Decision == sdktrace.Drop
+	return ctx, false
 }
 
 // traceIDKey holds, in a context, the trace ID presample drew for a root
