@@ -215,7 +215,7 @@ func (s *httpSink) deliver(ctx context.Context, msgs []delivery.Delivery[[]byte]
 func (s *httpSink) post(ctx context.Context, msgs []delivery.Delivery[[]byte]) (int, error) {
 	first, last := msgs[0], msgs[len(msgs)-1]
 	body, batched := first.Message, s.batch > 1 && bytes.IndexByte(first.Message, '\n') < 0
-	contentType := "application/x-ndjson"
+	var contentType string
 	if batched {
 		body, contentType = s.lines(msgs)
 	}
