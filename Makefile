@@ -56,12 +56,13 @@ lint:
 BENCH_SIZES  ?= 128,65536
 BENCH_REPORT ?= bench.html
 
-## bench: the Go benchmarks (the protocol, the durable queue, the tcp carrier), then
+## bench: the Go benchmarks (the protocol, the durable queue, the tcp carrier, the HTTP
+## edges: ingest single and NDJSON, webhooks single and batched), then
 ## `bridge bench`: tcp, NATS core and JetStream, RabbitMQ and Apache Kafka (those of
 ## `make brokers`, Kafka labelled with its version), each raw against reliable, in one
 ## run, with an HTML report in BENCH_REPORT
 bench: brokers
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./delivery/... ./adapters/tcp
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./delivery/... ./adapters/tcp ./bridge
 	$(GO) build -o bin/bridge ./cmd/bridge
 	BRIDGE_BENCH_TRANSPORTS=tcp,nats,jetstream,amqp,kafka \
 	BRIDGE_BENCH_SIZE=$(BENCH_SIZES) BRIDGE_BENCH_REPORT=$(BENCH_REPORT) \

@@ -79,7 +79,7 @@ type Config struct {
 	SinkBatch    int           `envconfig:"SINK_BATCH" default:"1" desc:"http sink: messages POSTed in one request, a line each (application/x-ndjson), 1 to 10000; 1: a plain POST a message"`
 
 	SinkMaxAttempts int    `envconfig:"SINK_MAX_ATTEMPTS" default:"10" desc:"http sink with DLQ: failed attempts (no answer, a 5xx, 408, 429, a redirect) after which a message is dead-lettered; any other 4xx dead-letters it at once (without DLQ a message is retried for ever)"`
-	DLQ             string `envconfig:"DLQ" desc:"consumer with the http sink: the dead-letter queue, where a message goes when the sink gives up on it: file:///dir (JSON lines in dir/STREAM.dlq.jsonl, synced before the message is confirmed); default: none, a message is retried for ever"`
+	DLQ             string `envconfig:"DLQ" desc:"consumer with the http sink: the dead-letter queue, where a message goes when the sink gives up on it, recorded for good before it is confirmed: file:///dir (JSON lines in dir/STREAM.dlq.jsonl, synced), or carrier or carrier:NAME (a dead-letter stream on the stream's broker, NAME default STREAM.dlq: for nats the JetStream stream PREFIX_NAME, for amqp the durable queue PREFIX.NAME, for kafka the topic PREFIX.NAME); default: none, a message is retried for ever"`
 	DLQReplayURL    string `envconfig:"DLQ_REPLAY_URL" desc:"bridge dlq replay: the producer's POST /v1/messages URL to send the dead letters to, with HTTP_TOKEN as its bearer token (default: replay as the stream's producer itself, BRIDGE_PRODUCER_ID over BRIDGE_TRANSPORT; stop that producer first)"`
 
 	HTTPAddr        string        `envconfig:"HTTP_ADDR" desc:"address of the HTTP server: /healthz, /readyz, /metrics, and POST /v1/messages for SOURCE=http (default: no server)"`

@@ -31,15 +31,16 @@ func runConsumer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 	}
 	srv.setReady(link)
 
-	var dlq deadLetterQueue
-	if q, err := openDLQ(cfg); err != nil {
+	dlq, err := openDLQ(ctx, cfg, log)
+	if err != nil {
 		c.Close()
 		stopHTTP(srv, cfg)
 		return err
-	} else if q != nil {
-		dlq = q
-		m.watchDLQ(q.stats)
-		log.Info("dead-letter queue on", "dlq", q.String(), "max_attempts", cfg.SinkMaxAttempts)
+	}
+	if dlq != nil {
+		defer dlq.Close()
+		m.watchDLQ(dlq.stats)
+		log.Info("dead-letter queue on", "dlq", dlq.String(), "max_attempts", cfg.SinkMaxAttempts)
 	}
 	snk := newSink(cfg, env, dlq, tr != nil, log)
 	if hs, ok := snk.(*httpSink); ok {

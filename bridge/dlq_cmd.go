@@ -24,12 +24,13 @@ const replayStep = 100
 // ListDLQ writes every dead letter of BRIDGE_DLQ for the stream to
 // env.Stdout, oldest first, a JSON line each (the DeadLetter record), and
 // a summary to env.Stderr: `bridge dlq list`. cfg passed ValidateDLQ.
-func ListDLQ(_ context.Context, cfg Config, env Env) error {
-	q, err := openFileDLQ(dlqDir(cfg.DLQ), cfg.Stream)
+func ListDLQ(ctx context.Context, cfg Config, env Env) error {
+	q, err := openDLQ(ctx, &cfg, env.Log)
 	if err != nil {
 		return err
 	}
-	records, bad, err := q.snapshot()
+	defer q.Close()
+	records, bad, err := q.list(ctx)
 	if err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func ListDLQ(_ context.Context, cfg Config, env Env) error {
 		summary += ", the oldest from " + oldest.Format(time.RFC3339)
 	}
 	if bad > 0 {
-		summary += fmt.Sprintf("; %d lines that do not parse, left as they are", bad)
+		summary += fmt.Sprintf("; %d records that do not parse, left as they are", bad)
 	}
 	fmt.Fprintln(env.Stderr, summary)
 	return nil
@@ -69,11 +70,12 @@ func ListDLQ(_ context.Context, cfg Config, env Env) error {
 // ValidateDLQ(true).
 func ReplayDLQ(ctx context.Context, cfg Config, env Env) error {
 	log := env.Log.With("stream", cfg.Stream)
-	q, err := openFileDLQ(dlqDir(cfg.DLQ), cfg.Stream)
+	q, err := openDLQ(ctx, &cfg, env.Log)
 	if err != nil {
 		return err
 	}
-	records, _, err := q.snapshot()
+	defer q.Close()
+	records, _, err := q.list(ctx)
 	if err != nil {
 		return err
 	}
@@ -91,25 +93,21 @@ func ReplayDLQ(ctx context.Context, cfg Config, env Env) error {
 	if cerr := target.close(ctx); err == nil {
 		err = cerr
 	}
-	if cerr := q.compact(); err == nil {
+	if cerr := q.tidy(ctx); err == nil {
 		err = cerr
 	}
 	fmt.Fprintf(env.Stdout, "replayed %d of %d dead letters of stream %q to %s\n", replayed, len(records), cfg.Stream, target)
 	return err
 }
 
-func replay(ctx context.Context, q *fileDLQ, records []DeadLetter, target replayTarget) (int, error) {
+func replay(ctx context.Context, q deadLetterQueue, records []DeadLetter, target replayTarget) (int, error) {
 	replayed := 0
 	for len(records) > 0 {
 		n := target.step(records)
 		if err := target.send(ctx, records[:n]); err != nil {
 			return replayed, err
 		}
-		keys := make([]string, n)
-		for i := range keys {
-			keys[i] = records[i].key()
-		}
-		if err := q.remove(keys); err != nil {
+		if err := q.remove(ctx, records[:n]); err != nil {
 			return replayed, err
 		}
 		replayed += n
@@ -143,12 +141,6 @@ func newHTTPReplay(cfg *Config) *httpReplay {
 }
 
 func (h *httpReplay) String() string { return h.shown }
-
-// plain reports whether a message must go alone, as a plain body: an
-// NDJSON line cannot hold it.
-func plain(b []byte) bool {
-	return len(b) == 0 || bytes.IndexByte(b, '\n') >= 0 || b[len(b)-1] == '\r'
-}
 
 func (h *httpReplay) step(records []DeadLetter) int {
 	n := 0

@@ -57,6 +57,21 @@
 // producer takes no more and waits for confirmations, the consumer hands
 // out what it buffered, both for up to BRIDGE_SHUTDOWN_TIMEOUT.
 //
+// # Dead letters and batches
+//
+// With BRIDGE_DLQ the webhook sink gives up on a message the receiver
+// refuses (a 4xx but 408 and 429) or that failed BRIDGE_SINK_MAX_ATTEMPTS
+// times, and records it in a deadLetterQueue before the batch holding it
+// is confirmed: a file of JSON lines, synced (fileDLQ), or a dead-letter
+// stream on the stream's broker (jetStreamDLQ, amqpDLQ, kafkaDLQ), which
+// acknowledged it as stored. A queue that cannot record stops the
+// consumer. ListDLQ and ReplayDLQ are `bridge dlq list` and `replay`: they
+// read the same queues, and replay removes each dead letter once the
+// stream's consumer confirmed it again. BRIDGE_SINK_BATCH makes the sink
+// POST many messages a request as NDJSON (ndjson.go), split in halves on a
+// failure, with a DLQ, down to the message at fault; the HTTP source takes
+// an NDJSON body all or none (delivery's TrySendAllWithConfirmation).
+//
 // # Goroutines
 //
 // Run starts the controller's goroutines (see delivery), the source or the

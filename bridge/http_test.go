@@ -19,7 +19,7 @@ import (
 
 // baseConfig is a configuration with every default, as LoadConfig gives it
 // with no variables set.
-func baseConfig(t *testing.T) bridge.Config {
+func baseConfig(t testing.TB) bridge.Config {
 	t.Helper()
 	cfg, err := bridge.LoadConfig()
 	if err != nil {
@@ -37,7 +37,7 @@ type end struct {
 	done   chan error
 }
 
-func start(t *testing.T, cfg bridge.Config, stdout io.Writer) *end {
+func start(t testing.TB, cfg bridge.Config, stdout io.Writer) *end {
 	t.Helper()
 	return startWith(t, cfg, stdout, nil)
 }
@@ -45,13 +45,13 @@ func start(t *testing.T, cfg bridge.Config, stdout io.Writer) *end {
 // startWith is start with more of the end's log: from Info up, to logs
 // as well as the test's log. stdin is the stdin source's input: the
 // lines, once each.
-func startWith(t *testing.T, cfg bridge.Config, stdout io.Writer, logs io.Writer, stdin ...string) *end {
+func startWith(t testing.TB, cfg bridge.Config, stdout io.Writer, logs io.Writer, stdin ...string) *end {
 	t.Helper()
 	return startEnv(t, cfg, stdout, logs, nil, stdin...)
 }
 
 // startEnv is startWith with edit given the end's Env before it runs.
-func startEnv(t *testing.T, cfg bridge.Config, stdout io.Writer, logs io.Writer, edit func(*bridge.Env), stdin ...string) *end {
+func startEnv(t testing.TB, cfg bridge.Config, stdout io.Writer, logs io.Writer, edit func(*bridge.Env), stdin ...string) *end {
 	t.Helper()
 	var err error
 	if err = cfg.ValidateRun(); err != nil {
@@ -77,7 +77,7 @@ func startEnv(t *testing.T, cfg bridge.Config, stdout io.Writer, logs io.Writer,
 	return e
 }
 
-func (e *end) stop(t *testing.T) {
+func (e *end) stop(t testing.TB) {
 	e.cancel()
 	select {
 	case err := <-e.done:
@@ -90,7 +90,7 @@ func (e *end) stop(t *testing.T) {
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -133,7 +133,7 @@ func postOnce(t *testing.T, url, token, body string) (int, map[string]any, http.
 }
 
 // waitReady polls /readyz: it is the readiness probe's own protocol.
-func waitReady(t *testing.T, addr string) {
+func waitReady(t testing.TB, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

@@ -23,7 +23,8 @@ import (
 // With BRIDGE_SINK_BATCH above 1, it POSTs up to that many messages in one
 // request, one line each (Content-Type application/x-ndjson), with headers
 // naming the producer and the first and last sequence numbers; a 2xx
-// confirms them all. A message that holds a line end goes alone, as a
+// confirms them all. A message no NDJSON line can carry as it is (empty,
+// holding a line end, or ending in a carriage return) goes alone, as a
 // plain POST. A request carries the messages of one producer lifetime
 // only.
 //
@@ -142,15 +143,15 @@ func (s *httpSink) handle(ctx context.Context, batch []delivery.Delivery[[]byte]
 }
 
 // request returns how many of batch, from its start, go in one request:
-// up to batchSize messages of one producer lifetime, none holding a line
-// end but alone.
+// up to batchSize messages of one producer lifetime, none that is plain
+// but alone.
 func (s *httpSink) request(batch []delivery.Delivery[[]byte]) int {
-	if s.batch == 1 || bytes.IndexByte(batch[0].Message, '\n') >= 0 {
+	if s.batch == 1 || plain(batch[0].Message) {
 		return 1
 	}
 	n := 1
 	for n < len(batch) && n < s.batch && batch[n].ProducerID == batch[0].ProducerID &&
-		batch[n].ProducerEpoch == batch[0].ProducerEpoch && bytes.IndexByte(batch[n].Message, '\n') < 0 {
+		batch[n].ProducerEpoch == batch[0].ProducerEpoch && !plain(batch[n].Message) {
 		n++
 	}
 	return n
@@ -214,7 +215,7 @@ func (s *httpSink) deliver(ctx context.Context, msgs []delivery.Delivery[[]byte]
 // none) and, unless it is a 2xx, why it failed.
 func (s *httpSink) post(ctx context.Context, msgs []delivery.Delivery[[]byte]) (int, error) {
 	first, last := msgs[0], msgs[len(msgs)-1]
-	body, batched := first.Message, s.batch > 1 && bytes.IndexByte(first.Message, '\n') < 0
+	body, batched := first.Message, s.batch > 1 && !plain(first.Message)
 	var contentType string
 	if batched {
 		body, contentType = s.lines(msgs)

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -163,36 +162,26 @@ func seqNrOf(c *delivery.Confirmation) delivery.SeqNr {
 // more than BRIDGE_HTTP_BATCH_MAX lines (the body's bytes are bounded by
 // BRIDGE_MAX_MESSAGE_SIZE before it is read).
 func (h *httpSource) postBatch(w http.ResponseWriter, r *http.Request, body []byte, envelopes bool) {
+	lines, err := ndjsonLines(body, h.batchMax)
+	var tooMany *tooManyLinesError
+	switch {
+	case errors.As(err, &tooMany):
+		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	case err != nil:
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	base := requestHeaders(r.Header, false) // every line's
-	msgs := make([]delivery.Outgoing[[]byte], 0, min(h.batchMax, bytes.Count(body, []byte{'\n'})+1))
-	for n := 1; len(body) > 0; n++ {
-		line := body
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			line, body = body[:i], body[i+1:]
-		} else {
-			body = nil
-		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(line) == 0 {
-			continue
-		}
-		if len(msgs) == h.batchMax {
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("more than BRIDGE_HTTP_BATCH_MAX (%d) lines", h.batchMax))
-			return
-		}
-		m := delivery.Outgoing[[]byte]{Message: line, Headers: base}
+	msgs := make([]delivery.Outgoing[[]byte], len(lines))
+	for i, line := range lines {
+		msgs[i] = delivery.Outgoing[[]byte]{Message: line, Headers: base}
 		if envelopes {
-			var err error
-			if m.Message, m.Headers, err = openEnvelope(line, base); err != nil {
-				httpError(w, http.StatusBadRequest, fmt.Sprintf("line %d: %v", n, err))
+			if msgs[i].Message, msgs[i].Headers, err = openEnvelope(line, base); err != nil {
+				httpError(w, http.StatusBadRequest, fmt.Sprintf("line %d: %v", i+1, err))
 				return
 			}
 		}
-		msgs = append(msgs, m)
-	}
-	if len(msgs) == 0 {
-		httpError(w, http.StatusBadRequest, "an application/x-ndjson body with no line")
-		return
 	}
 	at := time.Now()
 	spans := h.traceBatch(r.Context(), msgs)

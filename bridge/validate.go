@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -114,15 +115,32 @@ func (cfg *Config) checkSink(c *checker) {
 // maxSinkBatch bounds BRIDGE_SINK_BATCH.
 const maxSinkBatch = 10000
 
-// checkDLQ checks that BRIDGE_DLQ names a dead-letter queue.
+// checkDLQ checks that BRIDGE_DLQ names a dead-letter queue: file:///dir,
+// or carrier[:NAME] on a carrier that keeps one.
 func (cfg *Config) checkDLQ(c *checker) {
 	if cfg.DLQ == "" {
-		c.fail("DLQ", "", "required: the dead-letter queue, file:///dir")
+		c.fail("DLQ", "", "required: the dead-letter queue, file:///dir or carrier[:NAME]")
 		return
 	}
-	if dlqDir(cfg.DLQ) == "" {
-		c.fail("DLQ", cfg.DLQ, "must be file:///dir, an absolute directory")
+	name, onCarrier := cfg.dlqCarrierName()
+	switch {
+	case onCarrier && !slices.Contains([]string{"nats", "amqp", "kafka"}, cfg.Transport):
+		c.fail("DLQ", cfg.DLQ, "a dead-letter stream on the carrier needs BRIDGE_TRANSPORT nats, amqp or kafka (tcp keeps nothing): use file:///dir")
+	case onCarrier && (len(name) > 200 || !validDottedName(name)):
+		c.fail("DLQ", cfg.DLQ, "carrier:NAME takes a NAME of letters, digits, '-', '_' and '.', up to 200")
+	case !onCarrier && dlqDir(cfg.DLQ) == "":
+		c.fail("DLQ", cfg.DLQ, "must be file:///dir (an absolute directory), carrier or carrier:NAME")
 	}
+}
+
+// validDottedName reports whether s is names of validName joined by dots.
+func validDottedName(s string) bool {
+	for _, part := range strings.Split(s, ".") {
+		if !validName(part) {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateDLQ checks the configuration of `bridge dlq list` and, with
@@ -133,6 +151,9 @@ func (cfg *Config) ValidateDLQ(replay bool) error {
 	var c checker
 	cfg.checkCommon(&c)
 	cfg.checkDLQ(&c)
+	if _, onCarrier := cfg.dlqCarrierName(); onCarrier && (!replay || cfg.DLQReplayURL != "") {
+		cfg.checkTransport(&c, cfg.Transport) // its broker keeps the queue
+	}
 	if replay {
 		if cfg.DLQReplayURL != "" {
 			if u, err := url.Parse(cfg.DLQReplayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

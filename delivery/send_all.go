@@ -5,7 +5,11 @@ package delivery
 // (chunks included) and the bytes it holds allow each one, they are
 // numbered one after the other, with nothing of another sender's between
 // them, and a Confirmation is returned for each, in order; otherwise it
-// returns ErrNoDemand and takes nothing. A message larger than
+// returns ErrNoDemand and takes nothing. A stream opening is the
+// exception: when the controller asks for one message only and holds none
+// (the first message of a lifetime goes before the consumer grants its
+// window), the batch is taken whole and sent as the window allows, or a
+// batch could never open the stream. A message larger than
 // MaxMessageSize (or than the consumer takes) makes it return a
 // *MessageTooLargeError and take nothing; a *MarshalError likewise. It
 // returns ErrClosed once the controller is stopping.
@@ -70,7 +74,8 @@ func (in *intake) offerAll(batch []accepted) ([]*Confirmation, error) {
 		need += a.chunks
 		bytes += len(a.payload)
 	}
-	if in.next+SeqNr(need)-1 > in.limit {
+	opening := in.next == in.limit && in.bytes == 0 && len(in.pending) == 0
+	if in.next+SeqNr(need)-1 > in.limit && !opening {
 		in.mu.Unlock()
 		return nil, ErrNoDemand
 	}

@@ -32,9 +32,11 @@ func TestTrySendAll(t *testing.T) {
 		waitProducer()
 		waitConsumer()
 	}()
-	// Until the consumer grants its window only the first message may go.
-	if _, err := producer.Send(ctx, adaptertest.Payload(0, 8)); err != nil {
-		t.Fatal(err)
+	// Until the consumer grants its window only the first message may go;
+	// a batch that opens the stream is taken whole, all of it but the
+	// first held until the window is granted.
+	if _, err := producer.TrySendAllWithConfirmation([][]byte{adaptertest.Payload(0, 8)}); err != nil {
+		t.Fatalf("a batch opening the stream: %v", err)
 	}
 	d, err := consumer.Receive(ctx)
 	if err != nil {
@@ -85,6 +87,55 @@ func TestTrySendAll(t *testing.T) {
 	for _, c := range cs1 {
 		if err := c.Wait(ctx); err != nil {
 			t.Fatalf("confirmation of %d: %v", c.SeqNr(), err)
+		}
+	}
+}
+
+// TestTrySendAllOpens: the first batch of a producer's lifetime is taken
+// whole though the consumer has granted no window yet, and arrives in
+// order.
+func TestTrySendAllOpens(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pipe, _ := memory.NewPipe(memory.Options{})
+	producer, _ := delivery.NewProducerController[[]byte](pipe.Producer(), nil,
+		delivery.ProducerSettings{ProducerID: "p", FirstResendInterval: 5 * time.Millisecond})
+	cs := fastConsumer
+	cs.Window = 4
+	consumer, _ := delivery.NewConsumerController[[]byte](pipe.Consumer(), nil, cs)
+	waitProducer := run(t, ctx, producer)
+	waitConsumer := run(t, ctx, consumer)
+	defer func() {
+		producer.Close()
+		consumer.Close()
+		waitProducer()
+		waitConsumer()
+	}()
+	var batch [][]byte
+	for i := range 10 { // more than the window, too
+		batch = append(batch, adaptertest.Payload(i, 8))
+	}
+	confirmations, err := producer.TrySendAllWithConfirmation(batch)
+	if err != nil || len(confirmations) != 10 || confirmations[9].SeqNr() != 10 {
+		t.Fatalf("the opening batch: %v %v", seqNrs(confirmations), err)
+	}
+	// Held now: the next batch waits for the window like any other.
+	if _, err := producer.TrySendAllWithConfirmation(batch[:2]); !errors.Is(err, delivery.ErrNoDemand) {
+		t.Fatalf("a batch after the opening one: %v, want ErrNoDemand", err)
+	}
+	for i := range 10 {
+		d, err := consumer.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := adaptertest.Index(d.Message); err != nil || got != i {
+			t.Fatalf("received %d (%v), want %d", got, err, i)
+		}
+		d.Confirm()
+	}
+	for _, c := range confirmations {
+		if err := c.Wait(ctx); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

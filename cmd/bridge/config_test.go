@@ -28,6 +28,14 @@ func TestBadConfiguration(t *testing.T) {
 		{"http timeout zero", []string{"BRIDGE_ROLE=consumer", "BRIDGE_HTTP_TIMEOUT=0s"}, []string{"BRIDGE_HTTP_TIMEOUT", "must be positive"}},
 		{"http connections zero", []string{"BRIDGE_ROLE=consumer", "BRIDGE_HTTP_MAX_CONNS=0"}, []string{"BRIDGE_HTTP_MAX_CONNS", "from 1"}},
 		{"webhook url unparsable", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK=http", "BRIDGE_SINK_URL=http://hook:pa55word@[::1"}, []string{"BRIDGE_SINK_URL", "(a URL that does not parse)"}},
+		{"dlq not a url", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK=http", "BRIDGE_SINK_URL=http://hook/", "BRIDGE_DLQ=/tmp/dlq"}, []string{"BRIDGE_DLQ", "file:///dir"}},
+		{"dlq without the http sink", []string{"BRIDGE_ROLE=consumer", "BRIDGE_DLQ=file:///tmp/dlq"}, []string{"BRIDGE_DLQ", "only BRIDGE_SINK=http"}},
+		{"dlq on tcp's carrier", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK=http", "BRIDGE_SINK_URL=http://hook/", "BRIDGE_DLQ=carrier"}, []string{"BRIDGE_DLQ", "nats, amqp or kafka"}},
+		{"dlq carrier name", []string{"BRIDGE_ROLE=consumer", "BRIDGE_TRANSPORT=kafka", "BRIDGE_KAFKA_BROKERS=k:9092", "BRIDGE_SINK=http", "BRIDGE_SINK_URL=http://hook/", "BRIDGE_DLQ=carrier:a b"}, []string{"BRIDGE_DLQ", "carrier:NAME"}},
+		{"dlq on a producer", []string{"BRIDGE_ROLE=producer", "BRIDGE_DLQ=file:///tmp/dlq"}, []string{"BRIDGE_DLQ", "only a consumer"}},
+		{"sink batch zero", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK_BATCH=0"}, []string{"BRIDGE_SINK_BATCH", "from 1 to 10000"}},
+		{"sink attempts zero", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK_MAX_ATTEMPTS=0"}, []string{"BRIDGE_SINK_MAX_ATTEMPTS", "from 1"}},
+		{"http batch zero", []string{"BRIDGE_ROLE=producer", "BRIDGE_SOURCE=http", "BRIDGE_HTTP_ADDR=127.0.0.1:0", "BRIDGE_HTTP_BATCH_MAX=0"}, []string{"BRIDGE_HTTP_BATCH_MAX", "from 1"}},
 		{"webhook url not http", []string{"BRIDGE_ROLE=consumer", "BRIDGE_SINK=http", "BRIDGE_SINK_URL=ftp://hook:pa55word@host/?token=t0ken"}, []string{"BRIDGE_SINK_URL", "ftp://redacted@host/?redacted"}},
 	}
 	for _, c := range cases {
@@ -62,7 +70,8 @@ func TestEnvAndCheck(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("bridge env: %d", code)
 	}
-	for _, v := range []string{"BRIDGE_ROLE", "BRIDGE_TRANSPORT", "BRIDGE_WINDOW", "BRIDGE_RESEND_MIN", "BRIDGE_DURABLE_DIR", "BRIDGE_SINK_URL", "BRIDGE_HTTP_TOKEN", "BRIDGE_BENCH_COUNT"} {
+	for _, v := range []string{"BRIDGE_ROLE", "BRIDGE_TRANSPORT", "BRIDGE_WINDOW", "BRIDGE_RESEND_MIN", "BRIDGE_DURABLE_DIR", "BRIDGE_SINK_URL", "BRIDGE_HTTP_TOKEN", "BRIDGE_BENCH_COUNT",
+		"BRIDGE_DLQ", "BRIDGE_DLQ_REPLAY_URL", "BRIDGE_SINK_BATCH", "BRIDGE_SINK_MAX_ATTEMPTS", "BRIDGE_HTTP_BATCH_MAX"} {
 		if !strings.Contains(stdout, v) {
 			t.Errorf("bridge env does not list %s", v)
 		}
@@ -76,5 +85,11 @@ func TestEnvAndCheck(t *testing.T) {
 	}
 	if code, _, _ := output(t, []string{"launch"}); code != 2 {
 		t.Errorf("an unknown command exits %d; want 2", code)
+	}
+	if code, _, stderr := output(t, []string{"dlq", "purge"}); code != 2 || !strings.Contains(stderr, "list, replay") {
+		t.Errorf("bridge dlq purge: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr := output(t, []string{"dlq", "list"}); code != 2 || !strings.Contains(stderr, "BRIDGE_DLQ") {
+		t.Errorf("bridge dlq list without BRIDGE_DLQ: exit %d\n%s", code, stderr)
 	}
 }
