@@ -183,3 +183,27 @@ func appendEnvelope(dst []byte, msg []byte, hs delivery.Headers) []byte {
 	}
 	return append(dst, '}', '\n')
 }
+
+// ndjsonBody appends n messages (msg gives each, and its headers) to dst
+// as an NDJSON body, and returns it with its Content-Type: plain lines, or,
+// when any of them has metadata, lines in the envelope form. No message
+// holds a line end (see plain).
+func ndjsonBody(dst []byte, n int, msg func(i int) ([]byte, delivery.Headers)) ([]byte, string) {
+	envelopes := false
+	for i := 0; i < n && !envelopes; i++ {
+		_, hs := msg(i)
+		envelopes = slices.ContainsFunc(hs, func(h delivery.Header) bool { return carried(h.Name) })
+	}
+	for i := range n {
+		m, hs := msg(i)
+		if envelopes {
+			dst = appendEnvelope(dst, m, hs)
+		} else {
+			dst = append(append(dst, m...), '\n')
+		}
+	}
+	if envelopes {
+		return dst, envelopeType
+	}
+	return dst, "application/x-ndjson"
+}

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
+	"github.com/bridge-mq/bridge/bridge"
 )
 
 // hookRequest is what a webhook was sent.
@@ -211,5 +213,52 @@ func TestNDJSONEnvelopes(t *testing.T) {
 	}
 	if string(lines[2].Body) != `"three"` || lines[2].Headers["bridge-meta-batch"] != "own" {
 		t.Errorf("line 3: %s %v (its own bridge-meta-batch wins)", lines[2].Body, lines[2].Headers)
+	}
+}
+
+// TestDeadLetterKeepsMetadata: a message the webhook refuses is
+// dead-lettered with its headers, and `bridge dlq replay` through the
+// producer's API sends them again, so the webhook gets the message with
+// its metadata.
+func TestDeadLetterKeepsMetadata(t *testing.T) {
+	var mu sync.Mutex
+	refusing := true
+	var got []hookRequest
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if refusing {
+			http.Error(w, "refused", http.StatusUnprocessableEntity)
+			return
+		}
+		got = append(got, hookRequest{header: r.Header.Clone(), body: string(body)})
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hook.Close()
+	api, _, consumerCfg := dlqStream(t, hook.URL, t.TempDir(), 1, 3)
+	hdr := map[string]string{"Content-Type": "text/plain", "Bridge-Meta-Tenant": "acme"}
+	if status, answer := postWith(t, api+"?confirm=true", hdr, "refused once"); status != http.StatusOK {
+		t.Fatalf("POST: %d %v", status, answer) // confirmed: dead-lettered
+	}
+	records := listDLQ(t, consumerCfg)
+	if len(records) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(records))
+	}
+	mu.Lock()
+	refusing = false
+	mu.Unlock()
+	replayCfg := consumerCfg
+	replayCfg.DLQReplayURL = api
+	if err := replayCfg.ValidateDLQ(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := bridge.ReplayDLQ(context.Background(), replayCfg, dlqEnv(t, io.Discard, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0].body != "refused once" || got[0].header.Get("Bridge-Meta-Tenant") != "acme" || got[0].header.Get("Content-Type") != "text/plain" {
+		t.Fatalf("after the replay the webhook got %+v; want the message with its Bridge-Meta-Tenant and Content-Type", got)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -218,7 +217,10 @@ func (s *httpSink) post(ctx context.Context, msgs []delivery.Delivery[[]byte]) (
 	body, batched := first.Message, s.batch > 1 && !plain(first.Message)
 	var contentType string
 	if batched {
-		body, contentType = s.lines(msgs)
+		s.body, contentType = ndjsonBody(s.body[:0], len(msgs), func(i int) ([]byte, delivery.Headers) {
+			return msgs[i].Message, msgs[i].Headers
+		})
+		body = s.body
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {
@@ -255,22 +257,4 @@ func (s *httpSink) post(ctx context.Context, msgs []delivery.Delivery[[]byte]) (
 		return resp.StatusCode, fmt.Errorf("%s answered %s", s.shown, resp.Status)
 	}
 	return resp.StatusCode, nil
-}
-
-// lines returns msgs as an NDJSON body and its Content-Type: plain lines,
-// or, when any of msgs has metadata, lines in the envelope form.
-func (s *httpSink) lines(msgs []delivery.Delivery[[]byte]) ([]byte, string) {
-	s.body = s.body[:0]
-	for _, d := range msgs {
-		if slices.ContainsFunc(d.Headers, func(h delivery.Header) bool { return carried(h.Name) }) {
-			for _, d := range msgs {
-				s.body = appendEnvelope(s.body, d.Message, d.Headers)
-			}
-			return s.body, envelopeType
-		}
-	}
-	for _, d := range msgs {
-		s.body = append(append(s.body, d.Message...), '\n')
-	}
-	return s.body, "application/x-ndjson"
 }
