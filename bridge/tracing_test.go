@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
@@ -259,5 +261,67 @@ func TestTracingConfig(t *testing.T) {
 		if cfg.Tracing.On() != c.on || (c.fail == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.fail) {
 			t.Errorf("%v: tracing on %v, validation %v; want on %v, failing on %q", c.env, cfg.Tracing.On(), err, c.on, c.fail)
 		}
+	}
+}
+
+// grpcCollector is an OTLP/gRPC trace receiver: it counts the spans
+// exported to it.
+type grpcCollector struct {
+	collectortrace.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	names []string
+}
+
+func (c *grpcCollector) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				c.names = append(c.names, s.Name)
+			}
+		}
+	}
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+// TestTracingOTLPGRPC: with OTEL_EXPORTER_OTLP_PROTOCOL=grpc the spans go
+// to an OTLP/gRPC receiver, flushed by the producer's stop.
+func TestTracingOTLPGRPC(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	collector := &grpcCollector{}
+	collectortrace.RegisterTraceServiceServer(srv, collector)
+	go srv.Serve(lis)
+	defer srv.Stop()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+lis.Addr().String())
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+
+	cfg := baseConfig(t)
+	if cfg.Tracing.Protocol != "grpc" {
+		t.Fatalf("tracing %+v", cfg.Tracing)
+	}
+	consumerCfg := cfg
+	consumerCfg.Role, consumerCfg.Tracing = "consumer", bridge.TracingConfig{} // only the producer traces
+	start(t, consumerCfg, io.Discard)
+	producerCfg := cfg
+	producerCfg.Role, producerCfg.Source, producerCfg.GenerateCount, producerCfg.GenerateSize = "producer", "generate", 3, 64
+	producer := start(t, producerCfg, io.Discard)
+	select {
+	case err := <-producer.done: // every message confirmed; its spans flushed
+		if err != nil {
+			t.Fatal(err)
+		}
+		producer.done <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("the producer did not finish")
+	}
+	collector.mu.Lock()
+	defer collector.mu.Unlock()
+	if strings.Join(collector.names, ",") != "send bridge,send bridge,send bridge" {
+		t.Errorf("the gRPC collector got spans %q; want 3 producer spans", collector.names)
 	}
 }
