@@ -90,6 +90,10 @@ type Config struct {
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"on SIGINT or SIGTERM, how long to deliver what is in flight before exiting"`
+
+	// Tracing is read from OpenTelemetry's OTEL_ variables, not BRIDGE_
+	// ones (see TracingConfig).
+	Tracing TracingConfig `ignored:"true"`
 }
 
 // envPrefix is the prefix of every variable.
@@ -132,6 +136,7 @@ func LoadConfig(sections ...any) (Config, error) {
 		}
 	}
 	errs = append(errs, unknownVariables(sections)...)
+	cfg.Tracing = tracingFromEnv()
 	return cfg, errors.Join(errs...)
 }
 

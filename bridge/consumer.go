@@ -11,7 +11,7 @@ import (
 // delivers until the sink fails, the controller stops, or ctx ends; then
 // the consumer delivers what it buffered, for up to ShutdownTimeout (see
 // Run).
-func runConsumer(ctx context.Context, cfg *Config, env Env) error {
+func runConsumer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 	log := env.Log.With("role", "consumer", "stream", cfg.Stream)
 	car, err := OpenCarrier(ctx, cfg, env.Log)
 	if err != nil {
@@ -42,7 +42,7 @@ func runConsumer(ctx context.Context, cfg *Config, env Env) error {
 		m.watchDLQ(dlq.stats)
 		log.Info("dead-letter queue on", "dlq", dlq.String(), "max_attempts", cfg.SinkMaxAttempts)
 	}
-	snk := newSink(cfg, env, dlq, log)
+	snk := newSink(cfg, env, dlq, tr != nil, log)
 	if hs, ok := snk.(*httpSink); ok {
 		m.watchSink(hs.failedAttempts, hs.deadLetters)
 	}
@@ -57,7 +57,7 @@ func runConsumer(ctx context.Context, cfg *Config, env Env) error {
 	sinkCtx, stopSink := context.WithCancel(context.Background())
 	defer stopSink()
 	drained := make(chan error, 1)
-	go func() { drained <- consume(sinkCtx, c, snk, m) }()
+	go func() { drained <- consume(sinkCtx, c, snk, m, tr) }()
 
 	var sinkErr, runErr error
 	select {

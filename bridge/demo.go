@@ -43,7 +43,7 @@ func Demo(ctx context.Context, cfg Config, env Env) error {
 	if err != nil {
 		return err
 	}
-	snd := newSender(producer, newMetrics(&cfg))
+	snd := newSender(producer, newMetrics(&cfg), nil)
 	ran := make(chan error, 2)
 	go func() { ran <- consumer.Run(context.Background()) }()
 	go func() { ran <- producer.Run(context.Background()) }()

@@ -151,17 +151,17 @@ func (h *httpReplay) step(records []DeadLetter) int {
 }
 
 func (h *httpReplay) send(ctx context.Context, records []DeadLetter) error {
+	// Each goes with its metadata, as the HTTP source takes it (see
+	// metadata.go): its headers, or its line's in the envelope form.
 	var body []byte
-	contentType := "application/octet-stream"
+	var single delivery.Headers
+	contentType := ""
 	if len(records) == 1 && plain(records[0].Body()) {
-		body = records[0].Body()
+		body, single = records[0].Body(), records[0].headers()
 	} else {
-		var buf bytes.Buffer
-		for i := range records {
-			buf.Write(records[i].Body())
-			buf.WriteByte('\n')
-		}
-		body, contentType = buf.Bytes(), "application/x-ndjson"
+		body, contentType = ndjsonBody(nil, len(records), func(i int) ([]byte, delivery.Headers) {
+			return records[i].Body(), records[i].headers()
+		})
 	}
 	wait := backoff.New(backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second})
 	for {
@@ -169,7 +169,11 @@ func (h *httpReplay) send(ctx context.Context, records []DeadLetter) error {
 		if err != nil {
 			return fmt.Errorf("POST %s: the URL does not parse", h.shown)
 		}
-		req.Header.Set("Content-Type", contentType)
+		if contentType == "" {
+			setRequestHeaders(req.Header, single)
+		} else {
+			req.Header.Set("Content-Type", contentType)
+		}
 		if h.token != "" {
 			req.Header.Set("Authorization", "Bearer "+h.token)
 		}

@@ -47,6 +47,12 @@ func start(t testing.TB, cfg bridge.Config, stdout io.Writer) *end {
 // lines, once each.
 func startWith(t testing.TB, cfg bridge.Config, stdout io.Writer, logs io.Writer, stdin ...string) *end {
 	t.Helper()
+	return startEnv(t, cfg, stdout, logs, nil, stdin...)
+}
+
+// startEnv is startWith with edit given the end's Env before it runs.
+func startEnv(t testing.TB, cfg bridge.Config, stdout io.Writer, logs io.Writer, edit func(*bridge.Env), stdin ...string) *end {
+	t.Helper()
 	var err error
 	if err = cfg.ValidateRun(); err != nil {
 		t.Fatal(err)
@@ -63,6 +69,9 @@ func startWith(t testing.TB, cfg bridge.Config, stdout io.Writer, logs io.Writer
 		input += line + "\n"
 	}
 	env := bridge.Env{Stdin: strings.NewReader(input), Stdout: stdout, Stderr: io.Discard, Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: level}))}
+	if edit != nil {
+		edit(&env)
+	}
 	go func() { e.done <- bridge.Run(ctx, cfg, env) }()
 	t.Cleanup(func() { e.stop(t) })
 	return e

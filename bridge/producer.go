@@ -14,7 +14,7 @@ import (
 // runProducer runs the producer end: the source feeds the controller until
 // its input ends, ctx ends or the controller fails; then the producer
 // takes no more and waits for what it took to be confirmed (see Run).
-func runProducer(ctx context.Context, cfg *Config, env Env) error {
+func runProducer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 	log := env.Log.With("role", "producer", "stream", cfg.Stream)
 	car, err := OpenCarrier(ctx, cfg, env.Log)
 	if err != nil {
@@ -27,7 +27,7 @@ func runProducer(ctx context.Context, cfg *Config, env Env) error {
 	}
 	m := newMetrics(cfg)
 	m.watchProducer(p, link)
-	src, api := newSource(cfg, env, p, m, log)
+	src, api := newSource(cfg, env, p, m, tr, log)
 	srv, err := startHTTP(cfg, m, api, log)
 	if err != nil {
 		p.Close()
@@ -43,7 +43,7 @@ func runProducer(ctx context.Context, cfg *Config, env Env) error {
 	warnUnsealed(cfg, log)
 	log.Info("producer started", "producer_id", cfg.ProducerID, "source", cfg.Source, "epoch", p.Epoch(), "sealed", cfg.Sealed())
 
-	snd := newSender(p, m)
+	snd := newSender(p, m, tr)
 	// The source runs aside, until its input ends or it is stopped; once
 	// the controller stops, the source's Send fails too.
 	srcCtx, stopSource := context.WithCancel(ctx)
@@ -118,12 +118,12 @@ func openProducer(ctx context.Context, car *Carrier, cfg *Config, log *slog.Logg
 
 // newSource makes the configured source, and the HTTP API that feeds the
 // producer for the http source (nil for the others).
-func newSource(cfg *Config, env Env, p *delivery.ProducerController[[]byte], m *metrics, log *slog.Logger) (source, http.Handler) {
+func newSource(cfg *Config, env Env, p *delivery.ProducerController[[]byte], m *metrics, tr *tracer, log *slog.Logger) (source, http.Handler) {
 	switch cfg.Source {
 	case "generate":
 		return generateSource{size: cfg.GenerateSize, count: cfg.GenerateCount, rate: cfg.GenerateRate}, nil
 	case "http":
-		api := &httpSource{p: p, m: m, durable: cfg.DurableDir != "", maxSize: cfg.MaxMessageSize, batchMax: cfg.HTTPBatchMax, log: log}
+		api := &httpSource{p: p, m: m, tr: tr, durable: cfg.DurableDir != "", maxSize: cfg.MaxMessageSize, batchMax: cfg.HTTPBatchMax, log: log}
 		return api, api.handler()
 	}
 	return stdinSource{r: env.Stdin, maxSize: cfg.MaxMessageSize}, nil

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Env is what a command runs with.
@@ -13,6 +15,10 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Log    *slog.Logger
+	// TracerProvider, if set, is what the service traces with, whatever
+	// the configuration says (a test's, or an embedding program's, which
+	// flushes it); nil: OpenTelemetry's SDK when Config.Tracing is on.
+	TracerProvider trace.TracerProvider
 }
 
 // Run runs one end of a stream, as `bridge run` does: a producer fed by its
@@ -33,10 +39,15 @@ func Run(ctx context.Context, cfg Config, env Env) error {
 			env.Log.Warn("BRIDGE_INSECURE=true: "+e.what, "var", envPrefix+"_"+e.name, "value", e.value)
 		}
 	}
-	if cfg.Role == "producer" {
-		return runProducer(ctx, &cfg, env)
+	tr, stopTracing, err := tracing(ctx, &cfg, env)
+	if err != nil {
+		return err
 	}
-	return runConsumer(ctx, &cfg, env)
+	defer stopTracing() // after the end has stopped: its last spans flushed
+	if cfg.Role == "producer" {
+		return runProducer(ctx, &cfg, env, tr)
+	}
+	return runConsumer(ctx, &cfg, env, tr)
 }
 
 // withGrace returns a context that ends grace after ctx does (at once if

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bridge-mq/bridge/delivery"
 )
 
@@ -19,21 +21,53 @@ type sink interface {
 
 // newSink makes the configured sink; dlq, if not nil, is where the http
 // sink puts what it gives up on.
-func newSink(cfg *Config, env Env, dlq deadLetterQueue, log *slog.Logger) sink {
+// With traced, the http sink counts each message's attempts for its span.
+func newSink(cfg *Config, env Env, dlq deadLetterQueue, traced bool, log *slog.Logger) sink {
 	if cfg.Sink == "http" {
-		return newHTTPSink(cfg, dlq, log)
+		s := newHTTPSink(cfg, dlq, log)
+		if traced {
+			s.tries = make(map[delivery.SeqNr]int)
+		}
+		return s
 	}
 	return newStdoutSink(env.Stdout)
 }
 
-// consume runs the receive loop with snk as its handler, and observes how
-// long the sink takes over each batch. It returns nil once the consumer
+// attemptCounter is a sink that tells how many tries the last batch's
+// messages took (a sink that is not one takes one each).
+type attemptCounter interface {
+	attempts(seqNr delivery.SeqNr) int
+}
+
+// consume runs the receive loop with snk as its handler, observes how
+// long the sink takes over each batch, and traces each message tr samples
+// from the sink's start on it until its confirmation. It returns nil once the consumer
 // has stopped and handed out everything it buffered, ctx's error if ctx
 // ends first (the shutdown deadline), or why the sink failed.
-func consume(ctx context.Context, c *delivery.ConsumerController[[]byte], snk sink, m *metrics) error {
+func consume(ctx context.Context, c *delivery.ConsumerController[[]byte], snk sink, m *metrics, tr *tracer) error {
+	var spans []trace.Span // batch's, nil for those not traced
+	counter, _ := snk.(attemptCounter)
 	return c.Consume(ctx, snk.batchSize(), func(ctx context.Context, batch []delivery.Delivery[[]byte]) error {
 		start := time.Now()
-		if err := snk.handle(ctx, batch); err != nil {
+		if tr != nil {
+			spans = spans[:0]
+			for i := range batch {
+				spans = append(spans, tr.process(&batch[i]))
+			}
+		}
+		err := snk.handle(ctx, batch)
+		for i, span := range spans {
+			if span == nil {
+				continue
+			}
+			attempts := 1
+			if counter != nil {
+				attempts = counter.attempts(batch[i].SeqNr)
+			}
+			processed(span, attempts, err)
+			spans[i] = nil
+		}
+		if err != nil {
 			return err
 		}
 		m.observe(time.Since(start))

@@ -47,7 +47,11 @@ import (
 // Each request names what it carries (X-Bridge-Producer-Id,
 // X-Bridge-Producer-Epoch, X-Bridge-Seq-Nr or X-Bridge-First-Seq-Nr and
 // X-Bridge-Last-Seq-Nr) so the receiver can drop the repeats at-least-once
-// delivery brings after a restart. The URL's user info and query
+// delivery brings after a restart. A message's metadata goes with it (see
+// metadata.go): a plain POST has its Content-Type (default
+// application/octet-stream), traceparent, tracestate and Bridge-Meta-*
+// headers; a batch any of whose messages has metadata is in the envelope
+// form, each line with its own. The URL's user info and query
 // (credentials, a token) appear in no log and no error: shown is its
 // redacted form.
 type httpSink struct {
@@ -60,7 +64,8 @@ type httpSink struct {
 	dlq         deadLetterQueue // nil: retry for ever
 	stream      string
 	log         *slog.Logger
-	body        bytes.Buffer // the NDJSON body being built; one request at a time
+	body        []byte                 // the NDJSON body being built; one request at a time
+	tries       map[delivery.SeqNr]int // with tracing: the last batch's attempts, by message
 	// The webhook's failures are counted (bridge_sink_failures_total) and
 	// logged at most once per throttleEvery, as are its recovery and the
 	// dead letters.
@@ -91,7 +96,22 @@ func (s *httpSink) deadLetters() map[string]uint64 {
 	return map[string]uint64{ReasonRefused: s.deadLettered[0].Load(), ReasonAttempts: s.deadLettered[1].Load()}
 }
 
+// attempts reports how many POSTs carried a message of the last batch.
+func (s *httpSink) attempts(seqNr delivery.SeqNr) int { return s.tries[seqNr] }
+
+// tried records, with tracing, that msgs were done with after tries POSTs.
+func (s *httpSink) tried(msgs []delivery.Delivery[[]byte], tries int) {
+	if s.tries != nil {
+		for _, d := range msgs {
+			s.tries[d.SeqNr] = tries
+		}
+	}
+}
+
 func (s *httpSink) handle(ctx context.Context, batch []delivery.Delivery[[]byte]) error {
+	if s.tries != nil {
+		clear(s.tries)
+	}
 	var dead []DeadLetter
 	for len(batch) > 0 {
 		n := s.request(batch)
@@ -115,7 +135,7 @@ func (s *httpSink) handle(ctx context.Context, batch []delivery.Delivery[[]byte]
 	}
 	s.dead.do(func(held int) {
 		dl := &dead[len(dead)-1]
-		s.log.Warn("message dead-lettered", "seq_nr", dl.Metadata.SeqNr, "reason", dl.Reason, "attempts", dl.Attempts,
+		s.log.Warn("message dead-lettered", "seq_nr", dl.Metadata.SeqNr, traceID(dl.headers()), "reason", dl.Reason, "attempts", dl.Attempts,
 			"status", dl.Status, "err", dl.Error, "dlq", s.dlq.String(), "held_back", held+len(dead)-1)
 	})
 	return nil
@@ -145,9 +165,10 @@ func (s *httpSink) deliver(ctx context.Context, msgs []delivery.Delivery[[]byte]
 	for attempt := 1; ; attempt++ {
 		status, err := s.post(ctx, msgs)
 		if err == nil {
+			s.tried(msgs, tries+attempt)
 			if attempt > 1 {
 				s.recovered.do(func(held int) {
-					s.log.Info("webhook accepted the message", "seq_nr", msgs[len(msgs)-1].SeqNr, "messages", len(msgs), "attempts", attempt, "held_back", held)
+					s.log.Info("webhook accepted the message", "seq_nr", msgs[len(msgs)-1].SeqNr, traceID(msgs[len(msgs)-1].Headers), "messages", len(msgs), "attempts", attempt, "held_back", held)
 				})
 			}
 			return nil
@@ -175,12 +196,13 @@ func (s *httpSink) deliver(ctx context.Context, msgs []delivery.Delivery[[]byte]
 					reason = ReasonRefused
 				}
 				*dead = append(*dead, newDeadLetter(s.stream, msgs[0], reason, tries+attempt, status, err))
+				s.tried(msgs, tries+attempt)
 				return nil
 			}
 		}
 		pause := wait.Next()
 		s.failed.do(func(held int) {
-			s.log.Warn("webhook failed; retrying", "seq_nr", msgs[0].SeqNr, "messages", len(msgs), "attempt", attempt, "retry_in", pause, "err", err, "held_back", held)
+			s.log.Warn("webhook failed; retrying", "seq_nr", msgs[0].SeqNr, traceID(msgs[0].Headers), "messages", len(msgs), "attempt", attempt, "retry_in", pause, "err", err, "held_back", held)
 		})
 		if !backoff.Sleep(ctx, pause) {
 			return fmt.Errorf("message %d unconfirmed after %d attempts: %w", msgs[0].SeqNr, attempt, ctx.Err())
@@ -192,23 +214,26 @@ func (s *httpSink) deliver(ctx context.Context, msgs []delivery.Delivery[[]byte]
 // none) and, unless it is a 2xx, why it failed.
 func (s *httpSink) post(ctx context.Context, msgs []delivery.Delivery[[]byte]) (int, error) {
 	first, last := msgs[0], msgs[len(msgs)-1]
-	body, contentType := first.Message, "application/octet-stream"
-	if s.batch > 1 && !plain(first.Message) {
-		s.body.Reset()
-		for _, d := range msgs {
-			s.body.Write(d.Message)
-			s.body.WriteByte('\n')
-		}
-		body, contentType = s.body.Bytes(), "application/x-ndjson"
+	body, batched := first.Message, s.batch > 1 && !plain(first.Message)
+	var contentType string
+	if batched {
+		s.body, contentType = ndjsonBody(s.body[:0], len(msgs), func(i int) ([]byte, delivery.Headers) {
+			return msgs[i].Message, msgs[i].Headers
+		})
+		body = s.body
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, fmt.Errorf("POST %s: the URL does not parse", s.shown) // validation parsed it; the error would show it
 	}
-	req.Header.Set("Content-Type", contentType)
+	if batched {
+		req.Header.Set("Content-Type", contentType)
+	} else {
+		setRequestHeaders(req.Header, first.Headers)
+	}
 	req.Header.Set("X-Bridge-Producer-Id", first.ProducerID)
 	req.Header.Set("X-Bridge-Producer-Epoch", strconv.FormatUint(first.ProducerEpoch, 10))
-	if contentType == "application/x-ndjson" {
+	if batched {
 		req.Header.Set("X-Bridge-First-Seq-Nr", strconv.FormatUint(uint64(first.SeqNr), 10))
 		req.Header.Set("X-Bridge-Last-Seq-Nr", strconv.FormatUint(uint64(last.SeqNr), 10))
 		req.Header.Set("X-Bridge-Count", strconv.Itoa(len(msgs)))

@@ -14,13 +14,14 @@ type source interface {
 	run(ctx context.Context, s *sender) error
 }
 
-// sender sends for a source, and samples the time from acceptance to the
+// sender sends for a source, traces what tr samples, and samples the time from acceptance to the
 // consumer's confirmation into the latency histogram: every sampleEvery-th
 // message goes with a confirmation, and one goroutine waits for them in
 // order (confirmations resolve in sequence order).
 type sender struct {
 	p       *delivery.ProducerController[[]byte]
 	m       *metrics
+	tr      *tracer
 	n       uint64
 	samples chan sample
 	done    chan struct{}
@@ -33,8 +34,8 @@ type sample struct {
 
 const sampleEvery = 64
 
-func newSender(p *delivery.ProducerController[[]byte], m *metrics) *sender {
-	s := &sender{p: p, m: m, samples: make(chan sample, 4096), done: make(chan struct{})}
+func newSender(p *delivery.ProducerController[[]byte], m *metrics, tr *tracer) *sender {
+	s := &sender{p: p, m: m, tr: tr, samples: make(chan sample, 4096), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		for sm := range s.samples {
@@ -49,13 +50,12 @@ func newSender(p *delivery.ProducerController[[]byte], m *metrics) *sender {
 
 func (s *sender) send(ctx context.Context, msg []byte) error {
 	s.n++
-	if s.n%sampleEvery != 0 {
-		_, err := s.p.Send(ctx, msg)
-		return err
-	}
+	span, hs := s.tr.produce(ctx, nil)
+	timed := s.n%sampleEvery == 0
 	at := time.Now()
-	c, err := s.p.SendWithConfirmation(ctx, msg)
-	if err != nil {
+	seqNr, c, err := s.p.SendMessage(ctx, delivery.Outgoing[[]byte]{Message: msg, Headers: hs, Confirm: timed})
+	produced(span, s.p.ID(), seqNr, err)
+	if err != nil || !timed {
 		return err
 	}
 	select {

@@ -7,16 +7,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
+	"slices"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bridge-mq/bridge/delivery"
 )
 
 // httpSource serves POST /v1/messages: the body is the message, or, with
 // Content-Type application/x-ndjson, each line of it is one (see
-// postBatch). The answer
+// postBatch). The request's Content-Type, traceparent, tracestate and
+// Bridge-Meta-* headers go with the message as its headers (see
+// metadata.go); past their limits the answer is 400. The answer
 // is 202 once the producer took it, or, with a durable queue, once it is
 // stored and synced (it then survives a crash of this process); with
 // ?confirm=true, 200 once the consumer confirmed it, however long that
@@ -26,6 +30,7 @@ import (
 type httpSource struct {
 	p        *delivery.ProducerController[[]byte]
 	m        *metrics
+	tr       *tracer
 	durable  bool
 	maxSize  int
 	batchMax int
@@ -78,12 +83,19 @@ func (h *httpSource) post(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "reading the body: "+err.Error())
 		return
 	}
-	if isNDJSON(r.Header.Get("Content-Type")) {
-		h.postBatch(w, r, body)
+	ndjson, envelopes, err := ndjsonForm(r.Header.Get("Content-Type"))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if ndjson {
+		h.postBatch(w, r, body, envelopes)
 		return
 	}
 	at := time.Now()
-	c, err := h.p.TrySendWithConfirmation(body)
+	span, hs := h.tr.produce(r.Context(), requestHeaders(r.Header, true))
+	_, c, err := h.p.SendMessage(context.Background(), delivery.Outgoing[[]byte]{Message: body, Headers: hs, Confirm: true, NoWait: true})
+	produced(span, h.p.ID(), seqNrOf(c), err)
 	switch {
 	case errors.Is(err, delivery.ErrNoDemand):
 		full(w)
@@ -93,6 +105,9 @@ func (h *httpSource) post(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.As(err, new(*delivery.MessageTooLargeError)):
 		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	case errors.As(err, new(*delivery.HeaderError)):
+		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	case err != nil:
 		httpError(w, http.StatusInternalServerError, err.Error())
@@ -129,21 +144,25 @@ func (h *httpSource) post(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, answer)
 }
 
-// isNDJSON reports whether a Content-Type is application/x-ndjson.
-func isNDJSON(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mt == "application/x-ndjson"
+// seqNrOf is c's sequence number, 0 for none.
+func seqNrOf(c *delivery.Confirmation) delivery.SeqNr {
+	if c == nil {
+		return 0
+	}
+	return c.SeqNr()
 }
 
 // postBatch takes each line of body as a message (a line end is "\n" or
-// "\r\n"; empty lines are skipped), all of them or none: 202 with the
+// "\r\n"; empty lines are skipped), or with envelopes each line's body
+// with its headers (see metadata.go; a line that is not one is answered
+// 400, naming it), all of them or none: 202 with the
 // first and last sequence numbers once taken (with a durable queue, once
 // all are stored), with ?confirm=true 200 once the consumer confirmed all;
 // 503 with Retry-After when the window cannot take them all now; 413 for
 // more than BRIDGE_HTTP_BATCH_MAX lines (the body's bytes are bounded by
 // BRIDGE_MAX_MESSAGE_SIZE before it is read).
-func (h *httpSource) postBatch(w http.ResponseWriter, r *http.Request, body []byte) {
-	msgs, err := ndjsonLines(body, h.batchMax)
+func (h *httpSource) postBatch(w http.ResponseWriter, r *http.Request, body []byte, envelopes bool) {
+	lines, err := ndjsonLines(body, h.batchMax)
 	var tooMany *tooManyLinesError
 	switch {
 	case errors.As(err, &tooMany):
@@ -153,8 +172,27 @@ func (h *httpSource) postBatch(w http.ResponseWriter, r *http.Request, body []by
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	base := requestHeaders(r.Header, false) // every line's
+	msgs := make([]delivery.Outgoing[[]byte], len(lines))
+	for i, line := range lines {
+		msgs[i] = delivery.Outgoing[[]byte]{Message: line, Headers: base}
+		if envelopes {
+			if msgs[i].Message, msgs[i].Headers, err = openEnvelope(line, base); err != nil {
+				httpError(w, http.StatusBadRequest, fmt.Sprintf("line %d: %v", i+1, err))
+				return
+			}
+		}
+	}
 	at := time.Now()
-	cs, err := h.p.TrySendAllWithConfirmation(msgs)
+	spans := h.traceBatch(r.Context(), msgs)
+	cs, err := h.p.TrySendAllMessages(msgs)
+	for i, span := range spans {
+		var seqNr delivery.SeqNr
+		if err == nil {
+			seqNr = cs[i].SeqNr()
+		}
+		produced(span, h.p.ID(), seqNr, err)
+	}
 	switch {
 	case errors.Is(err, delivery.ErrNoDemand):
 		full(w)
@@ -164,6 +202,9 @@ func (h *httpSource) postBatch(w http.ResponseWriter, r *http.Request, body []by
 		return
 	case errors.As(err, new(*delivery.MessageTooLargeError)):
 		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	case errors.As(err, new(*delivery.HeaderError)):
+		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	case err != nil:
 		httpError(w, http.StatusInternalServerError, err.Error())
@@ -197,6 +238,20 @@ func (h *httpSource) postBatch(w http.ResponseWriter, r *http.Request, body []by
 	h.m.observe(time.Since(at))
 	answer.Confirmed = true
 	writeJSON(w, http.StatusOK, answer)
+}
+
+// traceBatch starts each line's producer span, with tracing: the lines
+// then carry their spans' contexts. It returns nil without tracing.
+func (h *httpSource) traceBatch(ctx context.Context, msgs []delivery.Outgoing[[]byte]) []trace.Span {
+	if h.tr == nil {
+		return nil
+	}
+	spans := make([]trace.Span, len(msgs))
+	for i := range msgs {
+		// Each line's headers are its own to change: base is shared.
+		spans[i], msgs[i].Headers = h.tr.produce(ctx, slices.Clone(msgs[i].Headers))
+	}
+	return spans
 }
 
 // full answers that the consumer's window is full: 503, retry in a second.

@@ -205,6 +205,7 @@ func (cfg *Config) checkCommon(c *checker) {
 	}
 	cfg.checkProtocol(c)
 	cfg.checkSecrets(c)
+	c.errs = append(c.errs, cfg.Tracing.check()...)
 	for _, d := range []struct {
 		name string
 		v    time.Duration

@@ -153,7 +153,7 @@ func (c *ConsumerController[T]) ReceiveBatch(ctx context.Context, dst []Delivery
 func (c *ConsumerController[T]) delivery(m readyMsg, gen uint64, id producerIdentity) (Delivery[T], error) {
 	d := Delivery[T]{SeqNr: m.seqNr, ProducerID: id.id, ProducerEpoch: id.epoch, q: c.ready, gen: gen}
 	if m.headers != nil {
-		d.Headers, _ = decodeHeaders(m.headers) // the reader checked them
+		d.Headers = decodeHeaders(m.headers) // the reader checked them
 	}
 	var err error
 	if d.Message, err = c.ser.Unmarshal(m.payload); err != nil {

@@ -59,78 +59,117 @@ func (e *HeaderError) Error() string {
 	return fmt.Sprintf("delivery: message header %q: %s", e.Name, e.Reason)
 }
 
-// canonical checks h and returns it with lower-case names, ready for the
-// wire, or a *HeaderError.
-func (h Headers) canonical() (Headers, error) {
+// encodeHeaders checks h and encodes it for the wire (as the value of a
+// sequenced message's extHeaders, and in the durable queue), names in
+// lower case: count, then for each, nameLen name valueLen value; all
+// lengths varints. nil for no headers; a *HeaderError past the limits.
+// It allocates the encoding only.
+func encodeHeaders(h Headers) ([]byte, error) {
+	if len(h) == 0 {
+		return nil, nil
+	}
 	if len(h) > MaxHeaders {
 		return nil, &HeaderError{Reason: fmt.Sprintf("%d headers; at most %d", len(h), MaxHeaders)}
 	}
-	total := 0
-	out := make(Headers, len(h))
-	for i, x := range h {
-		if err := checkHeader(x); err != nil {
+	total, size := 0, uvarintLen(uint64(len(h)))
+	for _, x := range h {
+		if err := checkHeader(x.Name, x.Value, utf8.ValidString); err != nil {
+			err.Name = x.Name
 			return nil, err
 		}
 		total += len(x.Name) + len(x.Value)
-		out[i] = Header{Name: strings.ToLower(x.Name), Value: x.Value}
+		size += uvarintLen(uint64(len(x.Name))) + len(x.Name) + uvarintLen(uint64(len(x.Value))) + len(x.Value)
 	}
 	if total > MaxHeaderBytes {
 		return nil, &HeaderError{Reason: fmt.Sprintf("%d bytes of names and values; at most %d", total, MaxHeaderBytes)}
 	}
-	return out, nil
-}
-
-func checkHeader(x Header) *HeaderError {
-	if err := checkHeaderBytes([]byte(x.Name), []byte(x.Value)); err != nil {
-		err.Name = x.Name
-		return err
-	}
-	return nil
-}
-
-// checkHeaderBytes checks a name and a value as they come off the wire,
-// allocating nothing.
-func checkHeaderBytes(name, value []byte) *HeaderError {
-	if len(name) == 0 || len(name) > MaxHeaderName {
-		return &HeaderError{Reason: fmt.Sprintf("a name is 1 to %d bytes", MaxHeaderName)}
-	}
-	for _, c := range name {
-		if c <= ' ' || c >= 0x7f || c == ':' {
-			return &HeaderError{Reason: "a name is printable ASCII without spaces or ':'"}
-		}
-	}
-	if !utf8.Valid(value) {
-		return &HeaderError{Reason: "the value is not UTF-8"}
-	}
-	for _, c := range value {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return &HeaderError{Reason: "the value holds a control character"}
-		}
-	}
-	return nil
-}
-
-// The headers' encoding, as the value of a sequenced message's extHeaders
-// (and in the durable queue): count, then for each, nameLen name valueLen
-// value; all lengths varints.
-func appendHeaders(dst []byte, h Headers) []byte {
+	dst := make([]byte, 0, size)
 	dst = binary.AppendUvarint(dst, uint64(len(h)))
 	for _, x := range h {
 		dst = binary.AppendUvarint(dst, uint64(len(x.Name)))
+		at := len(dst)
 		dst = append(dst, x.Name...)
+		for i, c := range dst[at:] {
+			if 'A' <= c && c <= 'Z' {
+				dst[at+i] = c + 'a' - 'A'
+			}
+		}
 		dst = binary.AppendUvarint(dst, uint64(len(x.Value)))
 		dst = append(dst, x.Value...)
 	}
-	return dst
+	return dst, nil
+}
+
+// checkHeader checks a name and a value, as Send is given them or as they
+// come off the wire (validUTF8 is utf8.ValidString or utf8.Valid),
+// allocating nothing. Headers ride every message, so it looks at eight
+// bytes at a time, and at each byte only in a word that holds one out of
+// the plain range (a tab, a byte outside ASCII, a bad one).
+func checkHeader[S string | []byte](name, value S, validUTF8 func(S) bool) *HeaderError {
+	if len(name) == 0 || len(name) > MaxHeaderName {
+		return &HeaderError{Reason: fmt.Sprintf("a name is 1 to %d bytes", MaxHeaderName)}
+	}
+	for i := 0; i < len(name); i += 8 {
+		if i+8 <= len(name) && plainWord(load8(name, i), '!', true) {
+			continue
+		}
+		for _, c := range []byte(name[i:min(i+8, len(name))]) {
+			if c <= ' ' || c >= 0x7f || c == ':' {
+				return &HeaderError{Reason: "a name is printable ASCII without spaces or ':'"}
+			}
+		}
+	}
+	ascii := true
+	for i := 0; i < len(value); i += 8 {
+		if i+8 <= len(value) && plainWord(load8(value, i), ' ', false) {
+			continue
+		}
+		for _, c := range []byte(value[i:min(i+8, len(value))]) {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return &HeaderError{Reason: "the value holds a control character"}
+			}
+			ascii = ascii && c < 0x80
+		}
+	}
+	if !ascii && !validUTF8(value) {
+		return &HeaderError{Reason: "the value is not UTF-8"}
+	}
+	return nil
+}
+
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+// plainWord reports whether the eight bytes of x are all ASCII, none
+// below low or DEL, and, with noColon, none ':'.
+func plainWord(x uint64, low byte, noColon bool) bool {
+	if x&msbs != 0 {
+		return false
+	}
+	less := func(x uint64, n byte) uint64 { return (x - lsbs*uint64(n)) & ^x & msbs } // a byte < n, all bytes < 0x80
+	bad := less(x, low) | less(x^(lsbs*0x7f), 1)
+	if noColon {
+		bad |= less(x^(lsbs*':'), 1)
+	}
+	return bad == 0
+}
+
+// load8 reads s[i:i+8] as a little-endian word.
+func load8[S string | []byte](s S, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 }
 
 // walkHeaders checks an encoding of headers: every length before it is
-// used, the limits, and every name and value as Send does; each is handed
-// to f, as sub-slices of b (f may be nil: a check that allocates nothing).
-func walkHeaders(b []byte, f func(name, value []byte)) *HeaderError {
+// used, the limits, and every name and value as Send does. It allocates
+// nothing. It returns the count.
+func walkHeaders(b []byte) (int, *HeaderError) {
 	n, off := binary.Uvarint(b)
 	if off <= 0 || n > MaxHeaders {
-		return &HeaderError{Reason: "a malformed or too large count"}
+		return 0, &HeaderError{Reason: "a malformed or too large count"}
 	}
 	total := 0
 	for range n {
@@ -138,33 +177,39 @@ func walkHeaders(b []byte, f func(name, value []byte)) *HeaderError {
 		for j := range parts {
 			l, k := binary.Uvarint(b[off:])
 			if k <= 0 || l > uint64(len(b)-off-k) {
-				return &HeaderError{Reason: "a length overruns the headers"}
+				return 0, &HeaderError{Reason: "a length overruns the headers"}
 			}
 			off += k
 			parts[j] = b[off : off+int(l)]
 			off += int(l)
 			total += int(l)
 		}
-		if err := checkHeaderBytes(parts[0], parts[1]); err != nil {
-			return err
-		}
-		if f != nil {
-			f(parts[0], parts[1])
+		if err := checkHeader(parts[0], parts[1], utf8.Valid); err != nil {
+			return 0, err
 		}
 	}
 	if off != len(b) || total > MaxHeaderBytes {
-		return &HeaderError{Reason: "trailing bytes, or more than the limits"}
+		return 0, &HeaderError{Reason: "trailing bytes, or more than the limits"}
 	}
-	return nil
+	return int(n), nil
 }
 
-// decodeHeaders reads an encoding walkHeaders accepts.
-func decodeHeaders(b []byte) (Headers, error) {
-	var h Headers
-	if err := walkHeaders(b, func(name, value []byte) {
-		h = append(h, Header{Name: string(name), Value: string(value)})
-	}); err != nil {
-		return nil, err
+// decodeHeaders reads an encoding walkHeaders accepted (the frame reader
+// checks every one), in one allocation for the strings and one for the
+// slice.
+func decodeHeaders(b []byte) Headers {
+	n, off := binary.Uvarint(b)
+	all := string(b) // the names and values are substrings of it
+	h := make(Headers, n)
+	for i := range h {
+		var parts [2]string
+		for j := range parts {
+			l, k := binary.Uvarint(b[off:])
+			off += k
+			parts[j] = all[off : off+int(l)]
+			off += int(l)
+		}
+		h[i] = Header{Name: parts[0], Value: parts[1]}
 	}
-	return h, nil
+	return h
 }

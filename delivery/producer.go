@@ -162,13 +162,9 @@ type Outgoing[T any] struct {
 // TrySendWithConfirmation do, with headers: it returns the message's
 // sequence number and, with m.Confirm, its Confirmation.
 func (p *ProducerController[T]) SendMessage(ctx context.Context, m Outgoing[T]) (SeqNr, *Confirmation, error) {
-	var hb []byte
-	if len(m.Headers) > 0 {
-		h, err := m.Headers.canonical()
-		if err != nil {
-			return 0, nil, err
-		}
-		hb = appendHeaders(nil, h)
+	hb, err := encodeHeaders(m.Headers)
+	if err != nil {
+		return 0, nil, err
 	}
 	return p.submit(ctx, m.Message, hb, m.Confirm, !m.NoWait)
 }

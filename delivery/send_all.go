@@ -28,6 +28,26 @@ func (p *ProducerController[T]) TrySendAllWithConfirmation(msgs []T) ([]*Confirm
 	return p.intake.offerAll(batch)
 }
 
+// TrySendAllMessages is TrySendAllWithConfirmation with each message's
+// headers (each one's Confirm and NoWait are not looked at: every message
+// gets a Confirmation, and none waits). Headers past the limits make it
+// return a *HeaderError and take nothing.
+func (p *ProducerController[T]) TrySendAllMessages(msgs []Outgoing[T]) ([]*Confirmation, error) {
+	batch := make([]accepted, len(msgs))
+	for i, m := range msgs {
+		hb, err := encodeHeaders(m.Headers)
+		if err != nil {
+			return nil, err
+		}
+		a, err := p.prepare(m.Message, hb)
+		if err != nil {
+			return nil, err
+		}
+		batch[i] = a
+	}
+	return p.intake.offerAll(batch)
+}
+
 // offerAll accepts every payload or none, under one hold of the lock: the
 // sequence numbers they need are all within the limit, and the bytes held
 // before each are under the bound (as offer would find them one by one).

@@ -147,3 +147,67 @@ func seqNrs(cs []*delivery.Confirmation) []delivery.SeqNr {
 	}
 	return out
 }
+
+// TestTrySendAllMessages: a batch's headers arrive with each message, a
+// chunked one's too; a message with headers past the limits makes the
+// batch take nothing.
+func TestTrySendAllMessages(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pipe, _ := memory.NewPipe(memory.Options{})
+	producer, _ := delivery.NewProducerController[[]byte](pipe.Producer(), nil,
+		delivery.ProducerSettings{ProducerID: "p", ChunkSize: 256, FirstResendInterval: 5 * time.Millisecond})
+	consumer, _ := delivery.NewConsumerController[[]byte](pipe.Consumer(), nil, fastConsumer)
+	waitProducer := run(t, ctx, producer)
+	waitConsumer := run(t, ctx, consumer)
+	defer func() {
+		producer.Close()
+		consumer.Close()
+		waitProducer()
+		waitConsumer()
+	}()
+	// Until the consumer grants its window only the first message may go.
+	if _, err := producer.Send(ctx, adaptertest.Payload(0, 8)); err != nil {
+		t.Fatal(err)
+	}
+	first, err := consumer.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Confirm()
+	for producer.Demand() < 6 { // 1, 2, and 3 in 4 chunks at most
+		select {
+		case <-ctx.Done():
+			t.Fatal("no window granted")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	bad := delivery.Headers{{Name: "bad name", Value: "x"}}
+	if _, err := producer.TrySendAllMessages([]delivery.Outgoing[[]byte]{{Message: adaptertest.Payload(0, 8)}, {Message: adaptertest.Payload(1, 8), Headers: bad}}); !errors.As(err, new(*delivery.HeaderError)) {
+		t.Fatalf("a batch with a bad header: %v, want a *HeaderError", err)
+	}
+	msgs := []delivery.Outgoing[[]byte]{
+		{Message: adaptertest.Payload(1, 8), Headers: delivery.Headers{{Name: "Bridge-Meta-Line", Value: "1"}}},
+		{Message: adaptertest.Payload(2, 8)},
+		{Message: adaptertest.Payload(3, 700), Headers: delivery.Headers{{Name: "bridge-meta-line", Value: "3"}}},
+	}
+	cs, err := producer.TrySendAllMessages(msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range []string{"1", "", "3"} {
+		i := k + 1
+		d, err := consumer.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := d.Headers.Get("bridge-meta-line")
+		if idx, _ := adaptertest.Index(d.Message); idx != i || got != want {
+			t.Fatalf("message %d with header %q; want %d with %q", idx, got, i, want)
+		}
+		d.Confirm()
+	}
+	if err := cs[2].Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

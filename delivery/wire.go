@@ -46,7 +46,7 @@ type SeqNr uint64
 //	  message's whole size, so a consumer that cannot take it knows at once
 //	  and buffers nothing.
 //	extHeaders (3): on the first chunk of a message (or the whole one), its
-//	  headers (see Headers and appendHeaders).
+//	  headers (see Headers and encodeHeaders).
 //	extWindowBytes (2): on a request, the payload bytes the producer may
 //	  have sent and not had confirmed (the window in bytes, beside the one
 //	  in sequence numbers); absent, none but the window's.
@@ -483,7 +483,7 @@ func decodeExtensions(m *wireMsg, b []byte, off int) *FrameError {
 			if !m.has(flagFirstChunk) {
 				return &FrameError{Offset: start, Reason: "headers on a message that is not the first chunk"}
 			}
-			if herr := walkHeaders(value, nil); herr != nil {
+			if _, herr := walkHeaders(value); herr != nil {
 				return &FrameError{Offset: start, Reason: herr.Error()}
 			}
 			m.headers = value

@@ -61,8 +61,8 @@ func sampleFrames() []struct {
 	}{
 		{frameHeader{kind: dataFrame, producerEpoch: 1, consumerEpoch: 0, producerID: "p"}, []wireMsg{
 			{typ: msgSequenced, flags: flagFirst | flagFirstChunk | flagLastChunk, seqNr: 1, payload: []byte("hello")},
-			{typ: msgSequenced, flags: flagFirstChunk | flagExt, seqNr: 2, total: 70000, headers: appendHeaders(nil, Headers{{"content-type", "text/plain"}, {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}), payload: big},
-			{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk | flagExt, seqNr: 6, headers: appendHeaders(nil, Headers{{"k", ""}}), payload: []byte("h")},
+			{typ: msgSequenced, flags: flagFirstChunk | flagExt, seqNr: 2, total: 70000, headers: mustEncode(Headers{{"content-type", "text/plain"}, {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}), payload: big},
+			{typ: msgSequenced, flags: flagFirstChunk | flagLastChunk | flagExt, seqNr: 6, headers: mustEncode(Headers{{"k", ""}}), payload: []byte("h")},
 			{typ: msgSequenced, flags: flagLastChunk | flagAck, seqNr: 3, payload: []byte{}},
 			{typ: msgSequenced, flags: flagFirstChunk | flagRefused | flagExt, seqNr: 4, total: 1 << 40, payload: []byte{}},
 			{typ: msgSequenced, flags: flagLastChunk | flagRefused, seqNr: 5, payload: []byte{}},
@@ -217,6 +217,22 @@ func FuzzDecodeFrame(f *testing.F) {
 			if a.typ != b.typ || a.flags&^flagExt != b.flags&^flagExt || a.seqNr != b.seqNr || a.upTo != b.upTo || a.maxMsg != b.maxMsg || a.winB != b.winB || a.total != b.total || !bytes.Equal(a.headers, b.headers) || !bytes.Equal(a.payload, b.payload) {
 				t.Fatalf("message %d changed: %+v vs %+v", i, a, b)
 			}
+			if a.headers != nil {
+				// What the reader let through decodes without a second check,
+				// and encodes back to the same bytes (names in lower case).
+				again, err := encodeHeaders(decodeHeaders(a.headers))
+				if err != nil || !bytes.EqualFold(again, a.headers) {
+					t.Fatalf("message %d: headers %q decode and encode to %q (%v)", i, a.headers, again, err)
+				}
+			}
 		}
 	})
+}
+
+func mustEncode(h Headers) []byte {
+	b, err := encodeHeaders(h)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

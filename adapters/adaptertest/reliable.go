@@ -182,8 +182,10 @@ func testSlowConsumer(t *testing.T, spec Spec) {
 }
 
 // testHeaders: messages' headers arrive with them over the carrier,
-// chunked messages' too, across a cut (where the carrier can be cut) and
-// the resends it brings.
+// chunked messages' too, and again with their resends: the first consumer
+// leaves the last messages it took (a chunked one among them) unconfirmed
+// and dies, so the producer must resend them to the second, on every
+// carrier; where the carrier can be cut, a cut adds the resends it brings.
 func testHeaders(t *testing.T, spec Spec) {
 	ctx := context4(t, spec)
 	s := stream(t)
@@ -201,7 +203,6 @@ func testHeaders(t *testing.T, spec Spec) {
 		}
 		return SmallMessages(i)
 	}
-	cons := StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), FastConsumer)
 	pc, err := delivery.NewProducerController[[]byte](open(t, ctx, spec, s, delivery.ProducerEnd), nil, FastProducer)
 	if err != nil {
 		t.Fatal(err)
@@ -215,30 +216,51 @@ func testHeaders(t *testing.T, spec Spec) {
 			}
 		}
 	}()
-	for i := range n {
-		if i == n/2 && spec.Cut != nil {
-			spec.Cut(t, s)
-		}
-		d, err := cons.Receive(ctx)
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		if got, err := Index(d.Message); err != nil || got != i {
-			t.Fatalf("message %d, want %d (%v)", got, i, err)
-		}
-		want := headersOf(i)
-		if len(d.Headers) != len(want) {
-			t.Fatalf("message %d: headers %v, want %v", i, d.Headers, want)
-		}
-		for k := range want {
-			if d.Headers[k] != want[k] {
-				t.Fatalf("message %d: header %+v, want %+v", i, d.Headers[k], want[k])
+	// take receives and checks messages until last; those from unconfirmed
+	// on stay unconfirmed. It returns the next index it expects.
+	take := func(cons *Consumer, next, last, unconfirmed int, cut bool) int {
+		for next <= last {
+			d, err := cons.Receive(ctx)
+			if err != nil {
+				t.Fatalf("message %d: %v", next, err)
+			}
+			i, err := Index(d.Message)
+			if err != nil || i > next {
+				t.Fatalf("message %d, want at most %d (%v)", i, next, err)
+			}
+			want := headersOf(i)
+			if len(d.Headers) != len(want) {
+				t.Fatalf("message %d: headers %v, want %v", i, d.Headers, want)
+			}
+			for k := range want {
+				if d.Headers[k] != want[k] {
+					t.Fatalf("message %d: header %+v, want %+v", i, d.Headers[k], want[k])
+				}
+			}
+			if i < unconfirmed {
+				d.Confirm()
+			}
+			if i == next {
+				next++
+			}
+			if cut && i == n/4 && spec.Cut != nil {
+				cut = false
+				spec.Cut(t, s)
 			}
 		}
-		d.Confirm()
+		return next
 	}
+	half := n / 2
+	first := StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), FastConsumer)
+	take(first, 0, min(half+10, n-1), half, true)
+	first.Kill()
+	second := StartConsumer(t, ctx, open(t, ctx, spec, s, delivery.ConsumerEnd), FastConsumer)
+	take(second, half, n-1, n, false) // from half: what the first left unconfirmed comes again
 	if err := pc.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cons.Stop(ctx)
+	second.Stop(ctx)
+	if st := pc.Stats(); st.Resent == 0 {
+		t.Errorf("nothing was resent across the consumer's restart (stats %+v)", st)
+	}
 }

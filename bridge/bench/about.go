@@ -28,6 +28,12 @@ func describeBench(b *Config) report.About {
 	if b.Sealed {
 		workload += ", also with sealed frames"
 	}
+	if b.Headers {
+		workload += ", also with three headers of 32 bytes"
+	}
+	if b.TraceSample > 0 {
+		workload += fmt.Sprintf(", also traced, %s of messages sampled", strconv.FormatFloat(b.TraceSample*100, 'f', -1, 64)+"%")
+	}
 	return report.About{Date: time.Now().Format("2006-01-02"), Machine: describeMachine(), Workload: workload}
 }
 

@@ -58,6 +58,8 @@ type plan struct {
 	count, size, window, rounds int
 	rate                        float64
 	durable, sealed             bool
+	headers                     bool
+	traceSample                 float64
 }
 
 // warmUp is how many messages each mode moves untimed before its rounds:
@@ -75,7 +77,8 @@ func runAll(ctx context.Context, svc bridge.Config, b Config, log *slog.Logger, 
 			return rows, fmt.Errorf("bench %s: %w", name, err)
 		}
 		for _, size := range b.Size {
-			w := plan{count: b.countFor(size), size: size, window: b.Window, rounds: b.Rounds, rate: b.Rate, durable: b.Durable, sealed: b.Sealed}
+			w := plan{count: b.countFor(size), size: size, window: b.Window, rounds: b.Rounds, rate: b.Rate, durable: b.Durable, sealed: b.Sealed,
+				headers: b.Headers, traceSample: b.TraceSample}
 			rs, err := runSize(ctx, t, w, prog, log)
 			rows = append(rows, rs...)
 			if err != nil {
@@ -97,7 +100,8 @@ func runSize(ctx context.Context, t *target, w plan, prog *progress, log *slog.L
 	stream := fmt.Sprintf("bench-%s-%d-%s", t.name, w.size, strconv.FormatInt(time.Now().UnixNano(), 36))
 	warm := w.warmUp()
 	modes := []*modeRun{newModeRun(report.Raw, warm+w.count), newModeRun(report.Reliable, warm+w.count)}
-	streams := map[string]string{report.Raw: stream + "-raw", report.Reliable: stream, report.Durable: stream + "-durable", report.Sealed: stream + "-sealed"}
+	streams := map[string]string{report.Raw: stream + "-raw", report.Reliable: stream, report.Durable: stream + "-durable", report.Sealed: stream + "-sealed",
+		report.Headers: stream + "-headers", report.Traced: stream + "-traced"}
 	// The protocol's modes as the service runs them; beside the sealed
 	// mode, the others unsealed, so that the two differ in sealing only.
 	protocolCfg := t.cfg
@@ -113,6 +117,12 @@ func runSize(ctx context.Context, t *target, w plan, prog *progress, log *slog.L
 			return nil, err
 		}
 		defer os.RemoveAll(durableDir) // after the pipes are closed: defers run last first
+	}
+	if w.headers {
+		modes = append(modes, newModeRun(report.Headers, warm+w.count))
+	}
+	if w.traceSample > 0 {
+		modes = append(modes, newModeRun(report.Traced, warm+w.count))
 	}
 	defer func() {
 		for _, m := range modes {
@@ -140,6 +150,10 @@ func runSize(ctx context.Context, t *target, w plan, prog *progress, log *slog.L
 			m.pipe, err = reliablePipe(ctx, t.car, protocolCfg, streams[m.mode], durableDir, log, m.deliver)
 		case report.Sealed:
 			m.pipe, err = reliablePipe(ctx, t.car, t.cfg, streams[m.mode], "", log, m.deliver)
+		case report.Headers:
+			m.pipe, err = reliablePipe(ctx, t.car, protocolCfg, streams[m.mode], "", log, m.deliver, benchHeaders())
+		case report.Traced:
+			m.pipe, err = tracedPipe(ctx, t.car, protocolCfg, streams[m.mode], w.traceSample, log, m.deliver)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", m.mode, err)

@@ -25,10 +25,13 @@ type Config struct {
 	Rate       float64  `envconfig:"BENCH_RATE" desc:"bench: messages per second (default 0: as fast as possible; a fixed rate for latency runs)"`
 	Durable    bool     `envconfig:"BENCH_DURABLE" desc:"bench: also run reliable delivery with the durable producer queue (in a temporary directory)"`
 	Sealed     bool     `envconfig:"BENCH_SEALED" desc:"bench: also run reliable delivery with sealed frames (mode sealed, sealed with BRIDGE_SECRET, or a random secret when it is unset) beside it unsealed (mode reliable), on every transport"`
-	Rounds     int      `envconfig:"BENCH_ROUNDS" default:"2" desc:"bench: each run is split into this many rounds, the modes taking turns on the same broker, so a change in the machine's load weighs on all of them alike"`
-	Format     string   `envconfig:"BENCH_FORMAT" default:"table" desc:"bench: output on stdout, table or json"`
-	Report     string   `envconfig:"BENCH_REPORT" desc:"bench: also write a self-contained HTML report with charts to this file"`
-	KafkaLabel string   `envconfig:"BENCH_KAFKA_LABEL" desc:"bench: what the Kafka at BRIDGE_KAFKA_BROKERS is, shown in every output (default: its cluster ID; kfake, the test broker, is always labelled as one)"`
+	Headers    bool     `envconfig:"BENCH_HEADERS" desc:"bench: also run reliable delivery with three headers of 32 bytes on every message (mode headers)"`
+	// TraceSample, above 0, adds the traced mode.
+	TraceSample float64 `envconfig:"BENCH_TRACE_SAMPLE" desc:"bench: also run reliable delivery traced as the service traces it, this share of messages sampled, 0 to 1 (mode traced; spans go through the SDK's batch processor to an exporter that drops them) (default 0: no traced mode)"`
+	Rounds      int     `envconfig:"BENCH_ROUNDS" default:"2" desc:"bench: each run is split into this many rounds, the modes taking turns on the same broker, so a change in the machine's load weighs on all of them alike"`
+	Format      string  `envconfig:"BENCH_FORMAT" default:"table" desc:"bench: output on stdout, table or json"`
+	Report      string  `envconfig:"BENCH_REPORT" desc:"bench: also write a self-contained HTML report with charts to this file"`
+	KafkaLabel  string  `envconfig:"BENCH_KAFKA_LABEL" desc:"bench: what the Kafka at BRIDGE_KAFKA_BROKERS is, shown in every output (default: its cluster ID; kfake, the test broker, is always labelled as one)"`
 }
 
 // The message sizes the bench takes. A message holds its number and the
@@ -73,6 +76,9 @@ func (b *Config) Validate(svc *bridge.Config) error {
 
 	if len(b.Size) == 0 {
 		fail("BENCH_SIZE", "", "at least one size")
+	}
+	if b.TraceSample < 0 || b.TraceSample > 1 {
+		fail("BENCH_TRACE_SAMPLE", strconv.FormatFloat(b.TraceSample, 'g', -1, 64), "a share of messages, from 0 to 1")
 	}
 	for _, size := range b.Size {
 		if size < minSize || size > maxSize || size > svc.MaxMessageSize {

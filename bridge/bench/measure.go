@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,6 +236,10 @@ func (m *modeRun) row(t *target, w plan) report.Row {
 			r.Client += ", with the durable producer queue"
 		case m.mode == report.Sealed:
 			r.Client += ", with sealed frames (BRIDGE_SECRET)"
+		case m.mode == report.Headers:
+			r.Client += ", three headers of 32 bytes on every message"
+		case m.mode == report.Traced:
+			r.Client += fmt.Sprintf(", traced with OpenTelemetry, %s of messages sampled", strconv.FormatFloat(w.traceSample*100, 'f', -1, 64)+"%")
 		case t.cfg.Sealed() && !w.sealed:
 			r.Client += ", frames sealed (BRIDGE_SECRET)"
 		}

@@ -49,7 +49,12 @@ func (p *pipe) fail(err error) {
 // controller on a fresh stream, configured as the service configures them.
 // The consumer confirms each batch it receives. With durableDir, the
 // producer keeps every message in a durable queue there until confirmed.
-func reliablePipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config, stream, durableDir string, log *slog.Logger, deliver deliverFunc) (*pipe, error) {
+// With extra, messages go with its headers, or traced by its tracer.
+func reliablePipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config, stream, durableDir string, log *slog.Logger, deliver deliverFunc, extra ...sendExtras) (*pipe, error) {
+	var ex sendExtras
+	if len(extra) > 0 {
+		ex = extra[0]
+	}
 	cfg.Stream, cfg.ProducerID = stream, stream
 	log = log.With("stream", stream)
 	ps := cfg.ProducerSettings(log)
@@ -74,8 +79,10 @@ func reliablePipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config, s
 		defer close(received)
 		err := consumer.Consume(runCtx, 4096, func(_ context.Context, batch []delivery.Delivery[[]byte]) error {
 			now := time.Now()
-			for _, d := range batch {
-				deliver(d.Message, now)
+			for i := range batch {
+				span := ex.tracer.Process(&batch[i])
+				deliver(batch[i].Message, now)
+				ex.tracer.Confirmed(span)
 			}
 			return nil
 		})
@@ -84,7 +91,15 @@ func reliablePipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config, s
 		}
 	}()
 	p.send = func(ctx context.Context, msg []byte) error {
-		_, err := producer.Send(ctx, msg)
+		var err error
+		switch {
+		case ex.tracer != nil:
+			_, err = ex.tracer.Send(ctx, producer, msg, nil)
+		case ex.headers != nil:
+			_, _, err = producer.SendMessage(ctx, delivery.Outgoing[[]byte]{Message: msg, Headers: ex.headers})
+		default:
+			_, err = producer.Send(ctx, msg)
+		}
 		return err
 	}
 	p.stats = func() (uint64, uint64) { return producer.Stats().Resent, consumer.Stats().Duplicates }

@@ -187,6 +187,7 @@ func TestBenchConfigErrors(t *testing.T) {
 		{[]string{"BRIDGE_BENCH_COUNT=10", "BRIDGE_BENCH_ROUNDS=11"}, `BRIDGE_BENCH_ROUNDS="11"`},
 		{[]string{"BRIDGE_BENCH_MAX_BYTES=100", "BRIDGE_BENCH_SIZE=128"}, `BRIDGE_BENCH_MAX_BYTES="100": leaves 0 messages`},
 		{[]string{"BRIDGE_BENCH_RATE=-1"}, `BRIDGE_BENCH_RATE="-1"`},
+		{[]string{"BRIDGE_BENCH_TRACE_SAMPLE=2"}, `BRIDGE_BENCH_TRACE_SAMPLE="2"`},
 		{[]string{"BRIDGE_BENCH_FORMAT=csv"}, `BRIDGE_BENCH_FORMAT="csv"`},
 		{[]string{"BRIDGE_BENCH_REPORT=/no/such/dir/r.html"}, "BRIDGE_BENCH_REPORT"},
 		{[]string{"BRIDGE_BENCH_WINDOWS=5"}, "did you mean BRIDGE_BENCH_WINDOW?"},

@@ -17,6 +17,8 @@ const (
 	Reliable = "reliable" // the protocol over the carrier
 	Durable  = "durable"  // the protocol with the durable producer queue
 	Sealed   = "sealed"   // the protocol with sealed frames (BRIDGE_SECRET)
+	Headers  = "headers"  // the protocol, each message with three headers of 32 bytes
+	Traced   = "traced"   // the protocol traced with OpenTelemetry, a share of messages sampled
 )
 
 // About says when a bench ran, on what machine, with what workload:
@@ -34,7 +36,7 @@ type About struct {
 type Row struct {
 	Transport string  `json:"transport"` // as BRIDGE_BENCH_TRANSPORTS names it
 	Broker    string  `json:"broker"`    // what served it; a test broker says so
-	Mode      string  `json:"mode"`      // raw, reliable, durable or sealed
+	Mode      string  `json:"mode"`      // raw, reliable, durable, sealed, headers or traced
 	Client    string  `json:"client"`    // what sent and received
 	Size      int     `json:"size"`      // bytes per message
 	Window    int     `json:"window"`    // the consumer's window (raw amqp: its prefetch)

@@ -1,0 +1,78 @@
+package delivery
+
+import (
+	"math/rand/v2"
+	"testing"
+	"unicode/utf8"
+)
+
+// TestCheckHeaderByWords: the word-at-a-time check refuses exactly what a
+// byte-at-a-time reading of the rules refuses, names and values of every
+// length around the word size, from strings and from bytes alike.
+func TestCheckHeaderByWords(t *testing.T) {
+	nameOK := func(b []byte) bool {
+		if len(b) == 0 || len(b) > MaxHeaderName {
+			return false
+		}
+		for _, c := range b {
+			if c <= ' ' || c >= 0x7f || c == ':' {
+				return false
+			}
+		}
+		return true
+	}
+	valueOK := func(b []byte) bool {
+		for _, c := range b {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+		return utf8.Valid(b)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	// Mostly plain bytes, with now and then one of those at the edges.
+	edges := []byte{0, '\t', 0x1f, ' ', '!', ':', '~', 0x7f, 0x80, 0xc3, 0xa9, 0xff}
+	gen := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			if r.IntN(12) == 0 {
+				b[i] = edges[r.IntN(len(edges))]
+			} else {
+				b[i] = byte('!' + r.IntN(94))
+			}
+		}
+		return b
+	}
+	for range 200000 {
+		name, value := gen(r.IntN(20)), gen(r.IntN(40))
+		want := nameOK(name) && valueOK(value)
+		if got := checkHeader(name, value, utf8.Valid) == nil; got != want {
+			t.Fatalf("name %q value %q: accepted %v, want %v", name, value, got, want)
+		}
+		if got := checkHeader(string(name), string(value), utf8.ValidString) == nil; got != want {
+			t.Fatalf("strings: name %q value %q: accepted %v, want %v", name, value, got, want)
+		}
+	}
+}
+
+func BenchmarkHeaders(b *testing.B) {
+	h := Headers{{"Bridge-Meta-H0", "vvvvvvvvvvvvvvvvvv"}, {"bridge-meta-h1", "vvvvvvvvvvvvvvvvvv"}, {"bridge-meta-h2", "vvvvvvvvvvvvvvvvvv"}}
+	enc, _ := encodeHeaders(h)
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			encodeHeaders(h)
+		}
+	})
+	b.Run("check", func(b *testing.B) {
+		for b.Loop() {
+			walkHeaders(enc)
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			decodeHeaders(enc)
+		}
+	})
+}
