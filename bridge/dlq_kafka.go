@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bridge-mq/bridge/delivery/backoff"
 	kafkago "github.com/segmentio/kafka-go"
 )
 
@@ -63,11 +64,40 @@ func openKafkaDLQ(ctx context.Context, cfg *Config, name string, log *slog.Logge
 	if err == nil {
 		err = res.Errors[topic]
 	}
-	if err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
+	if err == nil || errors.Is(err, kafkago.TopicAlreadyExists) {
+		err = q.awaitLeader(ctx)
+	}
+	if err != nil {
 		q.Close()
 		return nil, fmt.Errorf("dead-letter topic %s: %w", topic, err)
 	}
 	return q, nil
+}
+
+// awaitLeader returns once the topic's partition has a leader. Kafka answers
+// CreateTopics before every broker knows the topic, and a write or an
+// offset lookup in that moment fails with UnknownTopicOrPartition.
+func (q *kafkaDLQ) awaitLeader(ctx context.Context) error {
+	wait := backoff.New(backoff.Policy{Min: 10 * time.Millisecond, Max: 500 * time.Millisecond})
+	for {
+		res, err := q.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{q.topic}})
+		if err == nil {
+			for _, t := range res.Topics {
+				if t.Name == q.topic && t.Error == nil && len(t.Partitions) > 0 && t.Partitions[0].Error == nil && t.Partitions[0].Leader.Host != "" {
+					return nil
+				}
+				if t.Name == q.topic && t.Error != nil {
+					err = t.Error
+				}
+			}
+		}
+		if !backoff.Sleep(ctx, wait.Next()) {
+			if err == nil {
+				err = ctx.Err()
+			}
+			return fmt.Errorf("no leader yet: %w", err)
+		}
+	}
 }
 
 func (q *kafkaDLQ) String() string { return "Kafka topic " + q.topic }

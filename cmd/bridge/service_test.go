@@ -56,15 +56,9 @@ func TestDurableAcceptSurvivesSIGKILL(t *testing.T) {
 	// first message until one does. The messages go to one producer in turn.
 	first := startProc(t, nil, nil, producerVars...)
 	waitStatus(t, "http://"+httpAddr+"/healthz", http.StatusOK)
-	resp, err := http.Post("http://"+httpAddr+"/v1/messages", "text/plain", strings.NewReader("message 1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var answer map[string]any
-	json.NewDecoder(resp.Body).Decode(&answer)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted || answer["stored"] != true {
-		t.Fatalf("POST: %d %v\n%s", resp.StatusCode, answer, first.stderr.String())
+	status, answer := postAccepted(t, "http://"+httpAddr+"/v1/messages", "message 1")
+	if status != http.StatusAccepted || answer["stored"] != true {
+		t.Fatalf("POST: %d %v\n%s", status, answer, first.stderr.String())
 	}
 	first.cmd.Process.Kill() // SIGKILL: nothing was delivered
 	<-first.done
@@ -76,18 +70,8 @@ func TestDurableAcceptSurvivesSIGKILL(t *testing.T) {
 	consumer := startProc(t, nil, out, append(vars, "BRIDGE_ROLE=consumer")...)
 	waitStatus(t, "http://"+httpAddr+"/readyz", http.StatusOK)
 	for i := 2; i <= 100; i++ {
-		resp, err := http.Post("http://"+httpAddr+"/v1/messages", "text/plain", strings.NewReader(fmt.Sprint("message ", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			i-- // the window is full: retry, as Retry-After says
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST %d: %d", i, resp.StatusCode)
+		if status, _ := postAccepted(t, "http://"+httpAddr+"/v1/messages", fmt.Sprint("message ", i)); status != http.StatusAccepted {
+			t.Fatalf("POST %d: %d", i, status)
 		}
 	}
 	second.cmd.Process.Kill()
@@ -108,6 +92,28 @@ func TestDurableAcceptSurvivesSIGKILL(t *testing.T) {
 		if !seen[fmt.Sprint("message ", i)] {
 			t.Fatalf("message %d lost across the SIGKILLs; the consumer wrote:\n%s", i, data)
 		}
+	}
+}
+
+// postAccepted POSTs one message and, while the producer answers 503 (no
+// room yet: before its first start-up it may not take a message, and a full
+// window refuses one), asks again as Retry-After says, only much sooner; it
+// returns the first other answer and its JSON body.
+func postAccepted(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Post(url, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer map[string]any
+		json.NewDecoder(resp.Body).Decode(&answer)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return resp.StatusCode, answer
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
