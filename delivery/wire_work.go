@@ -14,13 +14,16 @@ import (
 //	  hello     (worker -> producer, on the stream)   = idLen(1) workerID ext*
 //	  heartbeat (both ways, on a worker's stream)     = ext*
 //	  leave     (worker -> producer, on its stream)   = producerEpoch confirmedSeqNr ext*
+//	  bye       (producer -> worker, on its stream)   = ext*
 //
 // A hello asks the producer to serve the worker: it opens the worker's own
 // stream (WorkerStream) and runs a point-to-point numbering on it. A
 // heartbeat says an end is alive when it has nothing else to say. A leave
 // says the worker stops, having confirmed everything up to confirmedSeqNr
 // of the numbering of producerEpoch: the producer hands the rest to other
-// workers at once. Extensions follow the rules of the other messages (an
+// workers at once, and answers with a bye, which the worker waits for
+// (a little) before it closes its link, so that a carrier that loses what
+// a closed link had queued (tcp) does not lose the leave. Extensions follow the rules of the other messages (an
 // unknown critical one refuses the frame); none is defined yet.
 const workFrame frameKind = 3
 
@@ -30,6 +33,7 @@ const (
 	workHello     workType = 1
 	workHeartbeat workType = 2
 	workLeave     workType = 3
+	workBye       workType = 4
 )
 
 // workMsg is one decoded work frame.
@@ -51,6 +55,8 @@ func encodeHello(workerID string) []byte {
 }
 
 func encodeHeartbeat() []byte { return appendWorkHeader(nil, workHeartbeat) }
+
+func encodeBye() []byte { return appendWorkHeader(nil, workBye) }
 
 func encodeLeave(epoch uint64, confirmed SeqNr) []byte {
 	b := appendWorkHeader(make([]byte, 0, 4+2*binary.MaxVarintLen64), workLeave)
@@ -88,7 +94,7 @@ func parseWorkFrame(b []byte) (workMsg, error) {
 			return m, &FrameError{Offset: off, Reason: verr.Error()}
 		}
 		off += n
-	case workHeartbeat:
+	case workHeartbeat, workBye:
 	case workLeave:
 		if m.epoch, off, err = readUvarint(b, off, "producer epoch"); err != nil {
 			return m, err
@@ -112,23 +118,24 @@ func parseWorkFrame(b []byte) (workMsg, error) {
 const MaxWorkerIDLen = 64
 
 // CheckWorkerID says whether id can name a worker: 1 to MaxWorkerIDLen
-// bytes of ASCII letters, digits, '-' and '_', so that the stream named
-// after it (WorkerStream) is a valid subject, queue and topic name on every
-// carrier.
+// bytes of ASCII letters, digits and '-', so that the stream named after it
+// (WorkerStream) is a valid subject, stream, queue and topic name on every
+// carrier, and tells which stream and worker it serves.
 func CheckWorkerID(id string) error {
 	if id == "" || len(id) > MaxWorkerIDLen {
 		return fmt.Errorf("delivery: worker ID %q: want 1 to %d bytes", id, MaxWorkerIDLen)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("delivery: worker ID %q: only ASCII letters, digits, '-' and '_'", id)
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return fmt.Errorf("delivery: worker ID %q: only ASCII letters, digits and '-'", id)
 		}
 	}
 	return nil
 }
 
 // WorkerStream names the stream that carries the work of worker id on a
-// work-pulling stream: stream, a dot, "w", a dot and the ID. Its producer
-// end is the work-pulling producer's, its consumer end the worker's.
-func WorkerStream(stream, workerID string) string { return stream + ".w." + workerID }
+// work-pulling stream: stream, "_w_" and the ID (which has no '_', so the
+// name is never another stream's worker's). Its producer end is the
+// work-pulling producer's, its consumer end the worker's.
+func WorkerStream(stream, workerID string) string { return stream + "_w_" + workerID }

@@ -213,9 +213,12 @@ func (l *workerLink) keep() {
 				reg = nil
 			}
 		}
-		l.sendMu.Lock()
-		l.send(l.inner, heartbeat)
-		l.sendMu.Unlock()
+		// A writer that holds the link is sending (or waiting for a
+		// connection): the heartbeat is not needed, and must not wait.
+		if l.sendMu.TryLock() {
+			l.send(l.inner, heartbeat)
+			l.sendMu.Unlock()
+		}
 		select {
 		case <-tick.C:
 		case <-l.stop:
@@ -246,14 +249,51 @@ func (l *workerLink) Close() error {
 		}
 		if l.stats != nil {
 			if p := l.stats.producer.Load(); p != nil {
-				l.sendMu.Lock()
-				l.send(l.inner, encodeLeave(p.epoch, SeqNr(l.stats.confirmed.Load())))
-				l.sendMu.Unlock()
+				l.leave(encodeLeave(p.epoch, SeqNr(l.stats.confirmed.Load())))
 			}
 		}
 		err = l.inner.Close()
 	})
 	return err
+}
+
+// leave tells the producer the worker leaves, again every 100 ms, until
+// the producer says bye or twice HeartbeatInterval passed. The controller
+// has stopped reading the link: what else comes is dropped unreleased, and
+// a broker gives it to the next consumer.
+func (l *workerLink) leave(frame []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*l.s.HeartbeatInterval)
+	defer cancel()
+	for ctx.Err() == nil {
+		l.sendMu.Lock()
+		l.send(l.inner, frame)
+		l.sendMu.Unlock()
+		rctx, rcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		bye, err := l.awaitBye(rctx)
+		rcancel()
+		if bye {
+			return
+		}
+		if err != nil && rctx.Err() == nil {
+			return // the link is gone: the producer notices the silence
+		}
+	}
+	l.log.Warn("worker left without the producer's bye: the producer hands its messages to others once WorkerTimeout passes")
+}
+
+// awaitBye receives until the producer's bye, an error, or ctx's end.
+func (l *workerLink) awaitBye(ctx context.Context) (bool, error) {
+	for {
+		f, err := l.inner.Receive(ctx)
+		if err != nil {
+			return false, err
+		}
+		if isWorkFrame(f.Data) {
+			if m, err := parseWorkFrame(f.Data); err == nil && m.typ == workBye {
+				return true, nil
+			}
+		}
+	}
 }
 
 func (l *workerLink) MaxFrameSize() int {

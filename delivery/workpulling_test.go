@@ -371,8 +371,8 @@ func TestWorkPullingSettings(t *testing.T) {
 	if !errors.As(err, &se) || se.Setting != "ProducerID" {
 		t.Errorf("no ProducerID: %v", err)
 	}
-	_, err = delivery.NewWorkerController[[]byte](context.Background(), c, "s", nil, delivery.WorkerSettings{WorkerID: "a.b"})
+	_, err = delivery.NewWorkerController[[]byte](context.Background(), c, "s", nil, delivery.WorkerSettings{WorkerID: "a_b"})
 	if !errors.As(err, &se) || se.Setting != "WorkerID" {
-		t.Errorf("a worker ID with a dot: %v", err)
+		t.Errorf("a worker ID with an underscore: %v", err)
 	}
 }

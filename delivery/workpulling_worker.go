@@ -68,13 +68,30 @@ func (l *wpLink) Receive(ctx context.Context) (Frame, error) {
 		case perr != nil:
 			l.badWork.Add(1)
 		case m.typ == workLeave:
-			l.leave.Store(&m)
-			l.onLeave()
+			if l.leave.Swap(&m) == nil {
+				l.onLeave()
+			}
+			bctx, cancel := context.WithTimeout(ctx, time.Second)
+			l.Send(bctx, encodeBye()) // lost, the worker stops waiting for it soon
+			cancel()
 		}
 		if f.Release != nil {
 			f.Release()
 		}
 	}
+}
+
+// heartbeat sends frame unless the producer's writer is sending: then the
+// link is busy anyway, and the heartbeat must not wait behind it. A lost
+// one is made up by the next, or by the producer's other frames.
+func (l *wpLink) heartbeat(frame []byte, timeout time.Duration) {
+	if !l.sendMu.TryLock() {
+		return
+	}
+	defer l.sendMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	l.inner.Send(ctx, frame)
 }
 
 func (l *wpLink) Close() error { return l.inner.Close() }
@@ -234,9 +251,7 @@ func (w *WorkPullingProducerController[T]) followDemand(wk *wpWorker) {
 		case <-demand:
 			w.broadcast()
 		case <-tick.C:
-			ctx, cancel := context.WithTimeout(context.Background(), w.s.HeartbeatInterval)
-			wk.link.Send(ctx, heartbeat) // lost, the worker hears the next, or its other frames
-			cancel()
+			wk.link.heartbeat(heartbeat, w.s.HeartbeatInterval)
 		case <-wk.stop:
 			return
 		}

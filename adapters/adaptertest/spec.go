@@ -53,6 +53,12 @@ type Spec struct {
 	// link stays usable. 0: the carrier has no limit the suite should test.
 	MaxFrameSize int
 
+	// NoWorkPulling, when set, says why the carrier, as configured, cannot
+	// serve many workers on one stream (tcp where the consumer end
+	// listens: each worker would need the address); the suite then checks
+	// work pulling nowhere and says why.
+	NoWorkPulling string
+
 	// Messages is how many messages each stream test sends. Default 2000;
 	// a slow broker may ask for fewer.
 	Messages int

@@ -54,6 +54,7 @@ func StartWorkProducer(t testing.TB, ctx context.Context, opener delivery.LinkOp
 	wp := &WorkProducer{P: p, t: t, run: make(chan error, 1), sent: make(chan error, 1), confs: make(chan *delivery.Confirmation, n)}
 	go func() { wp.run <- p.Run(ctx) }()
 	go func() {
+		defer close(wp.confs)
 		for len(p.Stats().Workers) < workers {
 			select {
 			case <-time.After(5 * time.Millisecond): // polling Stats: nothing to await
@@ -70,7 +71,6 @@ func StartWorkProducer(t testing.TB, ctx context.Context, opener delivery.LinkOp
 			}
 			wp.confs <- c
 		}
-		close(wp.confs)
 		wp.sent <- nil
 	}()
 	t.Cleanup(func() { p.Close() })
@@ -155,6 +155,9 @@ func wpSize(i int) int {
 
 // testWorkPulling runs the work-pulling scenarios on the carrier.
 func testWorkPulling(t *testing.T, spec Spec) {
+	if spec.NoWorkPulling != "" {
+		t.Skip("the carrier claims no work pulling:", spec.NoWorkPulling)
+	}
 	for _, tc := range []struct {
 		name string
 		run  func(*testing.T, Spec)
@@ -175,7 +178,7 @@ func testWorkPulling(t *testing.T, spec Spec) {
 // testWPSpread: three workers share a stream; each message reaches exactly
 // one, each worker gets its own in order, and all three get some.
 func testWPSpread(t *testing.T, spec Spec) {
-	ctx, cancel := context.WithTimeout(context.Background(), min(spec.timeout(), 10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), spec.timeout())
 	defer cancel()
 	s, n := stream(t), spec.messages()/2
 	var ws []*Worker
@@ -205,7 +208,7 @@ func testWPSpread(t *testing.T, spec Spec) {
 // get everything it had not confirmed. Nothing is lost, and only what the
 // dead worker had can arrive twice.
 func testWPWorkerKilled(t *testing.T, spec Spec) {
-	ctx, cancel := context.WithTimeout(context.Background(), min(spec.timeout(), 10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), spec.timeout())
 	defer cancel()
 	s, n := stream(t), spec.messages()/2
 	sev := NewSeverable(spec.Carrier)
@@ -240,7 +243,7 @@ func testWPWorkerKilled(t *testing.T, spec Spec) {
 // not confirmed at once, long before WorkerTimeout (Akka's unregistered
 // worker); the other worker gets it.
 func testWPWorkerLeaves(t *testing.T, spec Spec) {
-	ctx, cancel := context.WithTimeout(context.Background(), min(spec.timeout(), 10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), spec.timeout())
 	defer cancel()
 	s, n := stream(t), spec.messages()/4
 	ps := wpProducerSettings
@@ -268,7 +271,7 @@ func testWPWorkerLeaves(t *testing.T, spec Spec) {
 
 // testWPJoin: workers join while the stream flows, and take their share.
 func testWPJoin(t *testing.T, spec Spec) {
-	ctx, cancel := context.WithTimeout(context.Background(), min(spec.timeout(), 10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), spec.timeout())
 	defer cancel()
 	s, n := stream(t), spec.messages()/2
 	first := StartWorker(t, ctx, spec.Carrier, s, "first", wpWorkerSettings, time.Millisecond)
@@ -294,7 +297,7 @@ func testWPJoin(t *testing.T, spec Spec) {
 // testWPAllGone: with no worker, Send waits; every worker leaves mid-stream
 // and new ones come: the stream goes on, nothing lost.
 func testWPAllGone(t *testing.T, spec Spec) {
-	ctx, cancel := context.WithTimeout(context.Background(), min(spec.timeout(), 10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), spec.timeout())
 	defer cancel()
 	s, n := stream(t), spec.messages()/4
 	p := StartWorkProducer(t, ctx, spec.Carrier, s, wpProducerSettings, n, 0, wpSize)
