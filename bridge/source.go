@@ -19,7 +19,7 @@ type source interface {
 // message goes with a confirmation, and one goroutine waits for them in
 // order (confirmations resolve in sequence order).
 type sender struct {
-	p       *delivery.ProducerController[[]byte]
+	p       sendingProducer
 	m       *metrics
 	n       uint64
 	samples chan sample
@@ -33,7 +33,7 @@ type sample struct {
 
 const sampleEvery = 64
 
-func newSender(p *delivery.ProducerController[[]byte], m *metrics) *sender {
+func newSender(p sendingProducer, m *metrics) *sender {
 	s := &sender{p: p, m: m, samples: make(chan sample, 4096), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)

@@ -54,6 +54,7 @@ func (cfg *Config) ValidateRun() error {
 	}
 	cfg.checkCommon(&c)
 	cfg.checkTransport(&c, cfg.Transport)
+	cfg.checkMode(&c)
 	switch cfg.Role {
 	case "producer":
 		c.oneOf("SOURCE", cfg.Source, "stdin", "http", "generate")
