@@ -57,6 +57,12 @@
 // producer takes no more and waits for confirmations, the consumer hands
 // out what it buffered, both for up to BRIDGE_SHUTDOWN_TIMEOUT.
 //
+// With BRIDGE_MODE=work-pulling the producer is a
+// delivery.WorkPullingProducerController and each consumer a worker
+// (delivery.NewWorkerController) named BRIDGE_WORKER_ID; every link either
+// opens, one per worker besides the stream's, is sealed under its own
+// stream's name like any other. The sources and the sink do not change.
+//
 // # Goroutines
 //
 // Run starts the controller's goroutines (see delivery), the source or the

@@ -61,6 +61,11 @@ func (s WorkPullingSettings) withDefaults() (WorkPullingSettings, error) {
 // not), the key of the durable queue; a Confirmation resolves once the
 // worker that finally got the message confirmed it.
 //
+// With a DurableQueue, a message goes to a worker as soon as it is taken,
+// and is stored meanwhile (its Confirmation's Stored stage says when): a
+// crash before the sync may lose a message the sender was not told is
+// stored, never one it was.
+//
 // When a worker leaves (it says so as it stops) or dies (its link fails,
 // or it is silent past WorkerTimeout), every message it had not confirmed
 // goes to the other workers, before any new one: nothing is lost, and only
