@@ -140,6 +140,9 @@ func (cfg *Config) ValidateDLQ(replay bool) error {
 				c.fail("DLQ_REPLAY_URL", redact(cfg.DLQReplayURL), "must be an http:// or https:// URL: the producer's POST /v1/messages")
 			}
 		} else {
+			if cfg.WorkPulling() {
+				c.fail("DLQ_REPLAY_URL", "", "required with BRIDGE_MODE=work-pulling: replaying as the stream's producer itself is point-to-point only; give the work-pulling producer's POST /v1/messages")
+			}
 			cfg.checkTransport(&c, cfg.Transport)
 			cfg.checkListenerTLS(&c, delivery.ProducerEnd)
 			cfg.checkClientCerts(&c)

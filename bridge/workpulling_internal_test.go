@@ -79,3 +79,10 @@ func TestWorkPullingMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkPullingReplayNeedsURL(t *testing.T) {
+	cfg := Config{Stream: "s", Transport: "tcp", Mode: modeWorkPulling, DLQ: "file:///tmp/x"}
+	if err := cfg.ValidateDLQ(true); err == nil || !strings.Contains(err.Error(), "BRIDGE_DLQ_REPLAY_URL") {
+		t.Errorf("replay in work pulling without a URL: %v", err)
+	}
+}
