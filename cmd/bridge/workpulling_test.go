@@ -27,7 +27,8 @@ func TestWorkerKilled(t *testing.T) {
 				"BRIDGE_RESEND_MIN=100ms", "BRIDGE_RESEND_MAX=1s", "BRIDGE_WINDOW=100", "BRIDGE_TCP_LISTEN=producer")
 			cleanupWorkerStreams(t, tr.name, vars, workers)
 			dir := t.TempDir()
-			producer := startProc(t, paced(n), nil, append(vars, "BRIDGE_ROLE=producer", "BRIDGE_SOURCE=stdin", "BRIDGE_LOG_LEVEL=info")...)
+			gate := make(chan struct{})
+			producer := startProc(t, paced(n, gate), nil, append(vars, "BRIDGE_ROLE=producer", "BRIDGE_SOURCE=stdin", "BRIDGE_LOG_LEVEL=info")...)
 			// The producer first: with NATS, it embeds the server, and the
 			// killed worker must not take the server with it.
 			waitForLog(t, producer, "work-pulling producer started")
@@ -46,6 +47,11 @@ func TestWorkerKilled(t *testing.T) {
 					t.Logf("producer:\n%s", producer.stderr.String())
 				}
 			})
+			for _, id := range workers {
+				waitForLog(t, producer, `msg="worker joined" `)
+				waitForLog(t, producer, "worker_id="+id+" epoch=")
+			}
+			close(gate) // the lines flow once every worker is served
 			waitForLines(t, outs["w1"].Name(), n/20, procs["w1"])
 			procs["w1"].cmd.Process.Kill() // SIGKILL
 			<-procs["w1"].done
@@ -126,10 +132,12 @@ func cleanupWorkerStreams(t *testing.T, transport string, vars, workers []string
 }
 
 // paced returns the lines 1 to n, as `seq 1 n` prints them, 200 every 10
-// ms: the stream lasts about a second, so that a worker can die in it.
-func paced(n int) io.Reader {
+// ms once gate is closed: the stream lasts about a second, so that a worker
+// can die in it.
+func paced(n int, gate <-chan struct{}) io.Reader {
 	r, w := io.Pipe()
 	go func() {
+		<-gate
 		for i := 1; i <= n; i += 200 {
 			var b strings.Builder
 			for j := i; j < i+200 && j <= n; j++ {
