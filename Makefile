@@ -24,7 +24,7 @@ test: lint brokers
 TEST_FUZZTIME ?= 5s
 # The decoders that read what a peer sends: the wire format, sealed frames,
 # the tcp handshake (both sides).
-FUZZ_TARGETS = ./delivery:FuzzDecodeFrame ./delivery:FuzzOpenSealed \
+FUZZ_TARGETS = ./delivery:FuzzDecodeFrame ./delivery:FuzzDecodeWorkFrame ./delivery:FuzzOpenSealed \
 	./adapters/tcp:FuzzListenHandshake ./adapters/tcp:FuzzDialHandshake
 
 ## brokers: make sure RabbitMQ, NATS and Kafka run here (installs them if missing)

@@ -22,6 +22,11 @@ type Config struct {
 	Stream     string `envconfig:"STREAM" default:"bridge" desc:"the stream's name; both ends use the same"`
 	ProducerID string `envconfig:"PRODUCER_ID" desc:"the producer's stable ID, kept across restarts (default: the stream's name)"`
 
+	Mode          string        `envconfig:"MODE" default:"point-to-point" desc:"point-to-point (one producer, one consumer) or work-pulling (one producer, any number of consumers as workers, each message to one of them); set the same on every end"`
+	WorkerID      string        `envconfig:"WORKER_ID" desc:"work-pulling consumer: this worker's stable ID, 1 to 64 letters, digits or '-' (default: derived from the host name and the process ID, shown in the log)"`
+	WorkerTimeout time.Duration `envconfig:"WORKER_TIMEOUT" default:"5s" desc:"work pulling: how long a worker's stream may be silent before the producer takes the worker for dead and hands what it had not confirmed to the others (a worker then says hello again); both ends heartbeat every fifth of it"`
+	MaxWorkers    int           `envconfig:"MAX_WORKERS" default:"64" desc:"work-pulling producer: the most workers served at once"`
+
 	Secret             string `envconfig:"SECRET" desc:"a secret both ends of the stream share, at least 16 bytes (make it random): every frame is sealed with it end to end on every carrier, the tcp handshake proves it, and the embedded NATS server's credentials come from it (default: none, frames unsealed)"`
 	SecretFile         string `envconfig:"SECRET_FILE" desc:"a file holding SECRET, a trailing newline trimmed (instead of SECRET, not with it)"`
 	SecretPrevious     string `envconfig:"SECRET_PREVIOUS" desc:"while SECRET rotates: the secret before it, which still opens the peer's frames (and seals while the peer has only it)"`

@@ -21,6 +21,8 @@ func TestEnvDefaultsAreTheProtocols(t *testing.T) {
 		"ChunkSize":       delivery.DefaultChunkSize,
 		"MaxMessageSize":  delivery.DefaultMaxMessageSize,
 		"DurableMaxBytes": delivery.DefaultMaxUnconfirmedBytes,
+		"WorkerTimeout":   delivery.DefaultWorkerTimeout,
+		"MaxWorkers":      delivery.DefaultMaxWorkers,
 	} {
 		checkEnvDefault(t, reflect.TypeFor[Config](), field, want)
 	}

@@ -18,7 +18,7 @@ func runConsumer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 		return err
 	}
 	defer car.Close()
-	c, link, err := newConsumer(ctx, car, cfg, log)
+	c, link, err := openConsumerEnd(ctx, car, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func runConsumer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 	go func() { ran <- c.Run(context.Background()) }() // until it is shut down or closed
 	srv.setRunning(true)
 	warnUnsealed(cfg, log)
-	log.Info("consumer started", "sink", cfg.Sink, "window", cfg.Window, "sealed", cfg.Sealed())
+	log.Info("consumer started", "sink", cfg.Sink, "window", cfg.Window, "sealed", cfg.Sealed(), "mode", cfg.Mode, "worker_id", cfg.WorkerID)
 
 	// The sink works until the consumer stops; a stop gives it until the
 	// shutdown deadline to finish what is buffered.

@@ -70,7 +70,15 @@
 // stream's consumer confirmed it again. BRIDGE_SINK_BATCH makes the sink
 // POST many messages a request as NDJSON (ndjson.go), split in halves on a
 // failure, with a DLQ, down to the message at fault; the HTTP source takes
-// an NDJSON body all or none (delivery's TrySendAllWithConfirmation).
+// an NDJSON body all or none (delivery's TrySendAllMessages).
+//
+// # Work pulling
+//
+// With BRIDGE_MODE=work-pulling the producer is a
+// delivery.WorkPullingProducerController and each consumer a worker
+// (delivery.NewWorkerController) named BRIDGE_WORKER_ID; every link either
+// opens, one per worker besides the stream's, is sealed under its own
+// stream's name like any other. The sources and the sink do not change.
 //
 // # Goroutines
 //

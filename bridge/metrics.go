@@ -19,6 +19,7 @@ type metrics struct {
 
 	mu       sync.Mutex
 	producer func() delivery.ProducerStats
+	wp       func() delivery.WorkPullingStats
 	consumer func() delivery.ConsumerStats
 	link     func() delivery.LinkStatus
 	seal     func() delivery.SealStats // nil: frames are not sealed
@@ -48,6 +49,13 @@ func (m *metrics) watchProducer(p interface{ Stats() delivery.ProducerStats }, l
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.producer = p.Stats
+	m.watchLink(link)
+}
+
+func (m *metrics) watchWorkPulling(stats func() delivery.WorkPullingStats, link delivery.Link) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.wp = stats
 	m.watchLink(link)
 }
 
@@ -121,9 +129,20 @@ var (
 		{"bridge_messages_refused_total", "Messages skipped as larger than BRIDGE_MAX_MESSAGE_SIZE (the producer is told).", prometheus.CounterValue},
 		{"bridge_beyond_window_drops_total", "Messages dropped as beyond the window granted to the producer.", prometheus.CounterValue},
 	}
-	sinkFailures = metricDef{"bridge_sink_failures_total", "Webhook attempts that failed (no answer, or not a 2xx; each is retried, or with BRIDGE_DLQ may dead-letter).", prometheus.CounterValue}
-	deadLetters  = metricDef{"bridge_dead_letters_total", "Messages the sink gave up on and recorded in BRIDGE_DLQ, by reason: refused (a 4xx but 408 and 429), attempts (BRIDGE_SINK_MAX_ATTEMPTS failed).", prometheus.CounterValue}
-	dlqMetrics   = []metricDef{
+	workPullingMetrics = []metricDef{
+		{"bridge_messages_taken_total", "Work pulling: messages taken from the source.", prometheus.CounterValue},
+		{"bridge_messages_confirmed_total", "Work pulling: messages confirmed by the worker that finally got them.", prometheus.CounterValue},
+		{"bridge_unconfirmed", "Work pulling: messages taken and not yet confirmed (with a durable queue, its depth).", prometheus.GaugeValue},
+		{"bridge_messages_handed_back_total", "Work pulling: messages handed back by workers that left or died, for other workers (only these can arrive twice).", prometheus.CounterValue},
+		{"bridge_workers", "Work pulling: workers served now.", prometheus.GaugeValue},
+		{"bridge_workers_left_total", "Work pulling: workers no longer served (left, failed, or silent past BRIDGE_WORKER_TIMEOUT).", prometheus.CounterValue},
+		{"bridge_workers_refused_total", "Work pulling: hellos of new workers refused as BRIDGE_MAX_WORKERS were served.", prometheus.CounterValue},
+	}
+	workerDemand   = metricDef{"bridge_worker_demand", "Work pulling: messages the worker's window takes now.", prometheus.GaugeValue}
+	workerInFlight = metricDef{"bridge_worker_in_flight", "Work pulling: messages handed to the worker and not yet confirmed.", prometheus.GaugeValue}
+	sinkFailures   = metricDef{"bridge_sink_failures_total", "Webhook attempts that failed (no answer, or not a 2xx; each is retried, or with BRIDGE_DLQ may dead-letter).", prometheus.CounterValue}
+	deadLetters    = metricDef{"bridge_dead_letters_total", "Messages the sink gave up on and recorded in BRIDGE_DLQ, by reason: refused (a 4xx but 408 and 429), attempts (BRIDGE_SINK_MAX_ATTEMPTS failed).", prometheus.CounterValue}
+	dlqMetrics     = []metricDef{
 		{"bridge_dlq_waiting", "Dead letters in BRIDGE_DLQ not yet replayed.", prometheus.GaugeValue},
 		{"bridge_dlq_oldest_age_seconds", "Age of the oldest dead letter in BRIDGE_DLQ (0 when there is none).", prometheus.GaugeValue},
 	}
@@ -145,7 +164,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	m := (*metrics)(c)
 	m.mu.Lock()
-	producer, consumer, link, seal, sink, dead, dlq := m.producer, m.consumer, m.link, m.seal, m.sink, m.dead, m.dlq
+	producer, consumer, link, seal, sink, dead, dlq, wp := m.producer, m.consumer, m.link, m.seal, m.sink, m.dead, m.dlq, m.wp
 	m.mu.Unlock()
 	emit := func(d metricDef, v float64) {
 		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(d.name, d.help, nil, m.labels), d.kind, v)
@@ -162,6 +181,23 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			emit(producerMetrics[i], v)
 		}
 		frames = [4]uint64{s.FramesSent, s.FramesReceived, s.SendErrors, s.BadFrames}
+	}
+	if wp != nil {
+		s := wp()
+		for i, v := range []float64{float64(s.Taken), float64(s.Confirmed), float64(s.Unconfirmed), float64(s.HandedBack),
+			float64(len(s.Workers)), float64(s.Left), float64(s.HellosRefused)} {
+			emit(workPullingMetrics[i], v)
+		}
+		demand := prometheus.NewDesc(workerDemand.name, workerDemand.help, []string{"worker"}, m.labels)
+		inFlight := prometheus.NewDesc(workerInFlight.name, workerInFlight.help, []string{"worker"}, m.labels)
+		for _, w := range s.Workers {
+			ch <- prometheus.MustNewConstMetric(demand, workerDemand.kind, float64(w.Demand), w.ID)
+			ch <- prometheus.MustNewConstMetric(inFlight, workerInFlight.kind, float64(w.InFlight), w.ID)
+			frames[0] += w.Stream.FramesSent
+			frames[1] += w.Stream.FramesReceived
+			frames[2] += w.Stream.SendErrors
+			frames[3] += w.Stream.BadFrames
+		}
 	}
 	if consumer != nil {
 		s := consumer()

@@ -21,12 +21,12 @@ func runProducer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 		return err
 	}
 	defer car.Close()
-	p, link, err := openProducer(ctx, car, cfg, log)
+	m := newMetrics(cfg)
+	end, err := openProducerEnd(ctx, car, cfg, m, log)
 	if err != nil {
 		return err
 	}
-	m := newMetrics(cfg)
-	m.watchProducer(p, link)
+	p, link := end.p, end.link
 	src, api := newSource(cfg, env, p, m, tr, log)
 	srv, err := startHTTP(cfg, m, api, log)
 	if err != nil {
@@ -41,7 +41,7 @@ func runProducer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 	go func() { ran <- p.Run(context.Background()) }()
 	srv.setRunning(true)
 	warnUnsealed(cfg, log)
-	log.Info("producer started", "producer_id", cfg.ProducerID, "source", cfg.Source, "epoch", p.Epoch(), "sealed", cfg.Sealed())
+	log.Info("producer started", append([]any{"producer_id", cfg.ProducerID, "source", cfg.Source, "mode", cfg.Mode, "sealed", cfg.Sealed()}, end.started()...)...)
 
 	snd := newSender(p, m, tr)
 	// The source runs aside, until its input ends or it is stopped; once
@@ -63,7 +63,7 @@ func runProducer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 	var shutdownErr, runErr error
 	if failed == nil {
 		if !stopping {
-			log.Info("input ended; waiting until every message is confirmed", "taken", p.Stats().AcceptedSeqNr)
+			log.Info("input ended; waiting until every message is confirmed", "taken", end.taken())
 		}
 		drainCtx, cancel := withGrace(ctx, cfg.ShutdownTimeout)
 		shutdownErr = p.Shutdown(drainCtx)
@@ -79,8 +79,7 @@ func runProducer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 	}
 	snd.close()
 	stopHTTP(srv, cfg)
-	st := p.Stats()
-	log.Info("producer stopped", "taken", st.AcceptedSeqNr, "confirmed", st.ConfirmedSeqNr, "resent", st.Resent)
+	log.Info("producer stopped", end.summary()...)
 	switch {
 	case failed != nil:
 		return fmt.Errorf("producer: %w", failed)
@@ -100,25 +99,87 @@ func runProducer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 	return runErr
 }
 
-// openProducer opens, with BRIDGE_DURABLE_DIR, the producer's durable
-// queue, then the producer end's link, and makes the controller, which
-// owns both.
-func openProducer(ctx context.Context, car *Carrier, cfg *Config, log *slog.Logger) (*delivery.ProducerController[[]byte], delivery.Link, error) {
-	settings := cfg.ProducerSettings(log)
+// sendingProducer is what the sources send through: a point-to-point
+// producer controller or a work-pulling one.
+type sendingProducer interface {
+	SendMessage(ctx context.Context, m delivery.Outgoing[[]byte]) (delivery.SeqNr, *delivery.Confirmation, error)
+	TrySendAllMessages(msgs []delivery.Outgoing[[]byte]) ([]*delivery.Confirmation, error)
+	ID() string
+	Demand() int
+}
+
+// producerEnd is what runProducer drives.
+type producerEnd interface {
+	sendingProducer
+	Run(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// openedProducer is the producer end of either mode, with what its log
+// lines say of it.
+type openedProducer struct {
+	p       producerEnd
+	link    delivery.Link // for readiness
+	started func() []any
+	taken   func() uint64
+	summary func() []any
+}
+
+// openProducerEnd opens, with BRIDGE_DURABLE_DIR, the producer's durable
+// queue, then the producer end (in work pulling, the opener of its links),
+// and makes the controller, which owns both; m watches it.
+func openProducerEnd(ctx context.Context, car *Carrier, cfg *Config, m *metrics, log *slog.Logger) (*openedProducer, error) {
+	var q delivery.DurableQueue
 	if cfg.DurableDir != "" {
-		q, err := durable.Open(cfg.queueFile(), durable.Options{})
+		dq, err := durable.Open(cfg.queueFile(), durable.Options{})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		settings.DurableQueue = q
-		log.Info("durable queue on", "file", q.Path())
+		q = dq
+		log.Info("durable queue on", "file", dq.Path())
 	}
-	return newProducer(ctx, car, cfg, settings, log)
+	if cfg.WorkPulling() {
+		s := cfg.WorkPullingSettings(log)
+		s.DurableQueue = q
+		opener := newLinkOpener(car, cfg, log)
+		wp, err := delivery.NewWorkPullingProducerController[[]byte](opener, cfg.Stream, nil, s) // closes q on failure
+		if err != nil {
+			return nil, err
+		}
+		link := opener.statusOf(cfg.Stream)
+		m.watchWorkPulling(wp.Stats, link)
+		return &openedProducer{
+			p: wp, link: link,
+			started: func() []any { return []any{"max_workers", cfg.MaxWorkers, "worker_timeout", cfg.WorkerTimeout} },
+			taken:   func() uint64 { return wp.Stats().Taken },
+			summary: func() []any {
+				st := wp.Stats()
+				return []any{"taken", st.Taken, "confirmed", st.Confirmed, "handed_back", st.HandedBack, "workers_joined", st.Joined}
+			},
+		}, nil
+	}
+	settings := cfg.ProducerSettings(log)
+	settings.DurableQueue = q
+	p, link, err := newProducer(ctx, car, cfg, settings, log)
+	if err != nil {
+		return nil, err
+	}
+	m.watchProducer(p, link)
+	return &openedProducer{
+		p: p, link: link,
+		started: func() []any { return []any{"epoch", p.Epoch()} },
+		taken:   func() uint64 { return uint64(p.Stats().AcceptedSeqNr) },
+		summary: func() []any {
+			st := p.Stats()
+			return []any{"taken", st.AcceptedSeqNr, "confirmed", st.ConfirmedSeqNr, "resent", st.Resent}
+		},
+	}, nil
 }
 
 // newSource makes the configured source, and the HTTP API that feeds the
 // producer for the http source (nil for the others).
-func newSource(cfg *Config, env Env, p *delivery.ProducerController[[]byte], m *metrics, tr *tracer, log *slog.Logger) (source, http.Handler) {
+func newSource(cfg *Config, env Env, p sendingProducer, m *metrics, tr *tracer, log *slog.Logger) (source, http.Handler) {
 	switch cfg.Source {
 	case "generate":
 		return generateSource{size: cfg.GenerateSize, count: cfg.GenerateCount, rate: cfg.GenerateRate}, nil

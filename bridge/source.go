@@ -19,7 +19,7 @@ type source interface {
 // message goes with a confirmation, and one goroutine waits for them in
 // order (confirmations resolve in sequence order).
 type sender struct {
-	p       *delivery.ProducerController[[]byte]
+	p       sendingProducer
 	m       *metrics
 	tr      *tracer
 	n       uint64
@@ -34,7 +34,7 @@ type sample struct {
 
 const sampleEvery = 64
 
-func newSender(p *delivery.ProducerController[[]byte], m *metrics, tr *tracer) *sender {
+func newSender(p sendingProducer, m *metrics, tr *tracer) *sender {
 	s := &sender{p: p, m: m, tr: tr, samples: make(chan sample, 4096), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)

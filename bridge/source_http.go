@@ -28,7 +28,7 @@ import (
 // When the consumer's window is full it answers 503 with Retry-After at
 // once, before reading the body, rather than buffer without bound.
 type httpSource struct {
-	p        *delivery.ProducerController[[]byte]
+	p        sendingProducer
 	m        *metrics
 	tr       *tracer
 	durable  bool

@@ -12,15 +12,21 @@ import (
 // demo and the bench's reliable modes is opened here, so none goes
 // unsealed when a secret is configured.
 func openLink(ctx context.Context, car *Carrier, cfg *Config, end delivery.End, log *slog.Logger) (delivery.Link, error) {
+	return openStreamLink(ctx, car, cfg, cfg.Stream, end, log)
+}
+
+// openStreamLink is openLink for any stream of the service: work pulling
+// opens one per worker besides cfg.Stream.
+func openStreamLink(ctx context.Context, car *Carrier, cfg *Config, stream string, end delivery.End, log *slog.Logger) (delivery.Link, error) {
 	secret, previous, err := cfg.streamSecrets()
 	if err != nil {
 		return nil, err
 	}
-	link, err := car.OpenLink(ctx, cfg.Stream, end)
+	link, err := car.OpenLink(ctx, stream, end)
 	if err != nil || secret == nil {
 		return link, err
 	}
-	sealed, err := delivery.Seal(link, cfg.Stream, end, delivery.SealConfig{Secret: secret, Previous: previous, Logger: log})
+	sealed, err := delivery.Seal(link, stream, end, delivery.SealConfig{Secret: secret, Previous: previous, Logger: log})
 	if err != nil {
 		return nil, err // Seal closed link
 	}

@@ -55,6 +55,7 @@ func (cfg *Config) ValidateRun() error {
 	}
 	cfg.checkCommon(&c)
 	cfg.checkTransport(&c, cfg.Transport)
+	cfg.checkMode(&c)
 	switch cfg.Role {
 	case "producer":
 		c.oneOf("SOURCE", cfg.Source, "stdin", "http", "generate")
@@ -160,6 +161,9 @@ func (cfg *Config) ValidateDLQ(replay bool) error {
 				c.fail("DLQ_REPLAY_URL", redact(cfg.DLQReplayURL), "must be an http:// or https:// URL: the producer's POST /v1/messages")
 			}
 		} else {
+			if cfg.WorkPulling() {
+				c.fail("DLQ_REPLAY_URL", "", "required with BRIDGE_MODE=work-pulling: replaying as the stream's producer itself is point-to-point only; give the work-pulling producer's POST /v1/messages")
+			}
 			cfg.checkTransport(&c, cfg.Transport)
 			cfg.checkListenerTLS(&c, delivery.ProducerEnd)
 			cfg.checkClientCerts(&c)

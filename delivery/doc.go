@@ -21,6 +21,47 @@
 // SendWithConfirmation returns a Confirmation that resolves once the
 // consumer application confirmed the message.
 //
+// # Work pulling
+//
+// A WorkPullingProducerController serves many workers on one stream, as
+// Akka's WorkPullingProducerController does: each message goes to exactly
+// one worker with demand, and Send waits while none has any. A worker is a
+// ConsumerController made by NewWorkerController with a worker ID.
+//
+//	producer app --Send--> WorkPullingProducerController --+--> <stream>_w_a ==> worker a
+//	                                                       +--> <stream>_w_b ==> worker b
+//	                       <stream> <== hello (worker ID) from each worker
+//
+// It is a layer over point-to-point: the producer runs one
+// ProducerController per worker, on the worker's own stream
+// (WorkerStream), so what a worker gets is numbered, windowed, resent and
+// confirmed exactly as above, in order and once. Discovery needs nothing
+// of a carrier but its two ends: a worker says hello on the stream itself
+// (opening its consumer end while it is not served; on tcp and the memory
+// carrier workers take turns there, since a new link of an end replaces the
+// last), and the producer, which holds the stream's producer end, opens the
+// worker's stream. Both ends of a worker's stream send a heartbeat every
+// HeartbeatInterval; their work frames are taken off the link before the
+// controllers see it.
+//
+// The producer keeps every message until the worker that finally got it
+// confirms it. A worker that leaves (Shutdown or Close) says how far it
+// confirmed; one whose stream fails, or that is silent past WorkerTimeout,
+// is dead; either way every message it had not confirmed goes to the other
+// workers before any new one. Only those messages can be delivered twice.
+// A Confirmation resolves when the worker that finally got its message
+// confirms it. With a DurableQueue the producer stores whole messages under
+// its own numbering, drops each as it is confirmed, in whatever order the
+// workers confirm (DurableUpdate.Drop), and a restarted producer hands
+// everything still stored to the workers present. A message is never split
+// across workers: it is chunked, if at all, on one worker's stream.
+//
+// Hostile peers: a producer serves at most MaxWorkers workers and opens at
+// most one new worker's stream each 5 ms; a worker that never speaks on its
+// stream is dropped after WorkerTimeout. With a secret, give both sides an
+// opener that seals (Seal) what it opens: hellos and heartbeats are then
+// sealed like every other frame.
+//
 // # The protocol
 //
 // Every frame carries the producer's ID and epoch. The epoch tells one
@@ -65,7 +106,12 @@
 // nothing when absent and let the format grow inside the version (an
 // unknown critical one refuses the frame). A frame of another version is
 // dropped, counted and logged with both versions named: both ends of a
-// stream run the same one.
+// stream run the same one. Work pulling adds a frame kind (wire_work.go):
+// hello, heartbeat, leave and bye. A point-to-point producer that receives
+// one drops it with an error saying the ends run different modes; a
+// work-pulling producer refuses a point-to-point consumer's frames on its
+// stream likewise (WorkPullingStats.WrongMode), so a mixed pair is told,
+// not silently stuck. Point-to-point peers never see the new kind.
 //
 // # Bounds against any peer
 //

@@ -66,6 +66,11 @@ type DurableUpdate struct {
 	// DiscardFrom, when not 0, drops every stored message from this
 	// sequence number on (what recovery found incomplete).
 	DiscardFrom SeqNr
+	// Drop lists stored messages to drop one by one, above Confirmed:
+	// confirmations out of order, as a work-pulling producer's workers give
+	// them. A point-to-point producer never sets it. A queue that ignores it
+	// loses nothing, but resends those messages after a restart.
+	Drop []SeqNr
 }
 
 // ErrDurableQueue marks a failure of the durable queue: the producer

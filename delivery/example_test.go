@@ -68,3 +68,58 @@ func Example() {
 	// 4 four
 	// four confirmed as 4
 }
+
+// Two workers share a work-pulling stream on the memory carrier: each
+// message goes to one of them.
+func ExampleWorkPullingProducerController() {
+	carrier, _ := memory.NewCarrier(memory.Options{})
+	defer carrier.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	producer, err := delivery.NewWorkPullingProducerController[string](carrier, "jobs", nil,
+		delivery.WorkPullingSettings{ProducerSettings: delivery.ProducerSettings{ProducerID: "jobs"}})
+	if err != nil {
+		panic(err)
+	}
+	go producer.Run(ctx)
+	defer producer.Close()
+
+	got := make(chan string)
+	for _, id := range []string{"a", "b"} {
+		worker, err := delivery.NewWorkerController[string](ctx, carrier, "jobs", nil,
+			delivery.WorkerSettings{WorkerID: id, ConsumerSettings: delivery.ConsumerSettings{Window: 2}})
+		if err != nil {
+			panic(err)
+		}
+		go worker.Run(ctx)
+		defer worker.Close()
+		go func() {
+			for {
+				d, err := worker.Receive(ctx)
+				if err != nil {
+					return
+				}
+				got <- d.Message
+				d.Confirm()
+			}
+		}()
+	}
+
+	// Send waits until a worker has joined and has room.
+	var last *delivery.Confirmation
+	for _, job := range []string{"one", "two", "three", "four"} {
+		if last, err = producer.SendWithConfirmation(ctx, job); err != nil {
+			panic(err)
+		}
+	}
+	seen := map[string]bool{}
+	for range 4 {
+		seen[<-got] = true
+	}
+	if last.Wait(ctx) == nil {
+		fmt.Println(len(seen), "jobs done, each by one worker")
+	}
+	// Output:
+	// 4 jobs done, each by one worker
+}

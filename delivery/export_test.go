@@ -56,3 +56,6 @@ func (l *SealedLink) OpenSealed(b []byte) ([]byte, bool) {
 	data, _, reason := l.open(b)
 	return data, reason < 0
 }
+
+// EncodeHelloForTest is a worker's hello, for tests that play a stranger.
+func EncodeHelloForTest(workerID string) []byte { return encodeHello(workerID) }

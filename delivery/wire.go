@@ -286,6 +286,9 @@ func parseFrameHeader(b []byte) (frameHeader, int, error) {
 		return h, 0, &FrameError{Offset: 1, Reason: fmt.Sprintf("wire version %d; this build speaks %d: both ends of a stream must run builds of the same wire version", b[1], wireVersion), Err: ErrUnsupportedVersion}
 	}
 	h.kind = frameKind(b[2])
+	if h.kind == workFrame {
+		return h, 0, &FrameError{Offset: 2, Reason: "a work-pulling frame, and this end runs point-to-point: run both ends of the stream in the same mode (BRIDGE_MODE)"}
+	}
 	if h.kind != dataFrame && h.kind != controlFrame {
 		return h, 0, &FrameError{Offset: 2, Reason: fmt.Sprintf("unknown frame kind %d", b[2])}
 	}

@@ -53,6 +53,12 @@ type Spec struct {
 	// link stays usable. 0: the carrier has no limit the suite should test.
 	MaxFrameSize int
 
+	// NoWorkPulling, when set, says why the carrier, as configured, cannot
+	// serve many workers on one stream (tcp where the consumer end
+	// listens: each worker would need the address); the suite then checks
+	// work pulling nowhere and says why.
+	NoWorkPulling string
+
 	// Messages is how many messages each stream test sends. Default 2000;
 	// a slow broker may ask for fewer.
 	Messages int
@@ -89,8 +95,9 @@ var startedAt = time.Now().UnixNano() % 1e9
 // both directions, reliable delivery of many and of large chunked
 // messages, with headers, many streams side by side, close and reopen, consumer
 // restarts, connection cuts, a slow consumer, the claimed Queue, Release
-// and MaxFrameSize properties, and a sealed stream among strangers' frames
-// (see Spec.Inject). Each test uses a stream of its own;
+// and MaxFrameSize properties, a sealed stream among strangers' frames
+// (see Spec.Inject), and work pulling: workers sharing a stream, killed,
+// leaving, joining, all gone and back. Each test uses a stream of its own;
 // tests run in parallel.
 func Run(t *testing.T, s Spec) {
 	if s.Carrier == nil {
@@ -114,6 +121,7 @@ func Run(t *testing.T, s Spec) {
 		{"Release", testRelease},
 		{"FrameTooLarge", testFrameTooLarge},
 		{"Hostile", testHostile},
+		{"WorkPulling", testWorkPulling},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -103,4 +103,13 @@
 // then the connections, and waits for all. A frame's Release acks on the
 // consuming connection and returns quickly; it must not be called more
 // than once.
+//
+// # Work pulling
+//
+// Each worker of a work-pulling stream has a stream of its own,
+// <stream>_w_<worker ID>, with its own two queues, so a worker's frames
+// reach only it (RabbitMQ's own competing consumers are not used: the
+// protocol does the dispatch); workers say hello through the stream's
+// control queue. A departed worker is noticed by its leave, or by the
+// silence of its heartbeats. Each worker ID leaves its two queues.
 package amqp

@@ -106,4 +106,14 @@
 // Config.CloseTimeout, and waits for the link's goroutines; Carrier.Close
 // closes every link. A frame's Release only takes a lock and may be called
 // from any goroutine.
+//
+// # Work pulling
+//
+// Each worker of a work-pulling stream has a stream of its own,
+// <stream>_w_<worker ID>, with its own two single-partition topics, so a
+// worker's frames reach only it and the number of workers is not bounded
+// by a topic's partitions (a consumer group is not used); workers say hello
+// through the stream's control topic. A departed worker is noticed by its
+// leave, or by the silence of its heartbeats. Each worker ID leaves its two
+// topics; the producer serves at most MaxWorkers at once.
 package kafka

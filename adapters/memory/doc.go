@@ -13,4 +13,8 @@
 //
 // Neither a Pipe nor a Carrier starts goroutines; Send and Receive do their
 // work in the caller's.
+//
+// Work pulling runs on it as on any carrier: each worker's stream is a pipe
+// of its own, and workers say hello through the stream's pipe, taking turns
+// at its consumer end (a new link of an end closes the last).
 package memory

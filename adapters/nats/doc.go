@@ -103,4 +103,12 @@
 // directory, on a fixed or a free port, until Shutdown. (The tests restart
 // a broker under a stream with adaptertest.StartNATS, a test server that
 // stops and starts again on the same port and store.)
+//
+// # Work pulling
+//
+// Each worker of a work-pulling stream has a stream of its own,
+// <stream>_w_<worker ID>, with its own subjects (and, with JetStream, its own
+// JetStream stream), so a worker's frames reach only it; workers say hello
+// on the stream's control subject, which all may publish to. A departed
+// worker is noticed by its leave, or by the silence of its heartbeats.
 package nats

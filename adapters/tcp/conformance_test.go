@@ -51,8 +51,18 @@ func TestConformance(t *testing.T) {
 						t.Errorf("inject into stream %q: %v", stream, err)
 					}
 				},
-				MaxFrameSize: tcp.DefaultMaxFrameSize,
+				MaxFrameSize:  tcp.DefaultMaxFrameSize,
+				NoWorkPulling: noWorkPulling(listenEnd),
 			})
 		})
 	}
+}
+
+// noWorkPulling: on tcp the work-pulling producer listens and its workers
+// dial it; workers that listen would each need an address of their own.
+func noWorkPulling(listenEnd delivery.End) string {
+	if listenEnd == delivery.ConsumerEnd {
+		return "workers would listen: on tcp the work-pulling producer listens and its workers dial it"
+	}
+	return ""
 }

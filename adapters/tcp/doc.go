@@ -101,4 +101,14 @@
 // Close on a Link or a Listener stops and waits for all of them; a
 // Listener's Close closes the links made from it, and a Carrier's Close
 // closes every link it made and then its listener.
+//
+// # Work pulling
+//
+// A work-pulling producer (delivery.WorkPullingProducerController) listens;
+// its workers dial it, so the carrier's listening end is the producer's.
+// Each worker's stream has its own connection, so a worker's frames reach
+// only it. Workers say hello on the stream's own connection, taking turns
+// (a new connection replaces the last), each holding it only until it is
+// served. A departed worker is noticed by its leave, or by the silence of
+// its heartbeats (a connection lost and not replaced is silent).
 package tcp

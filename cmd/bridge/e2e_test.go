@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,10 +74,10 @@ type proc struct {
 	done   chan error
 }
 
-func startProc(t *testing.T, stdin *strings.Reader, stdout *os.File, vars ...string) *proc {
+func startProc(t *testing.T, stdin io.Reader, stdout *os.File, vars ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: command(nil, vars...), done: make(chan error, 1)}
-	if stdin != nil {
+	if stdin != nil && stdin != (*strings.Reader)(nil) {
 		p.cmd.Stdin = stdin
 	}
 	if stdout != nil {

@@ -265,6 +265,9 @@ func (q *Queue) Store(ctx context.Context, u delivery.DurableUpdate) error {
 				return err
 			}
 		}
+		if err := dropEach(msgs, u.Drop); err != nil {
+			return err
+		}
 		if u.Confirmed > delivery.SeqNr(getUint(meta, confirmedKey)) {
 			if err := meta.Put(confirmedKey, u64(uint64(u.Confirmed))); err != nil {
 				return err
@@ -336,6 +339,19 @@ func putMessages(msgs *bolt.Bucket, batch []delivery.StoredMessage) error {
 		binary.BigEndian.PutUint32(buf[body-4:body], crc32.Checksum(buf[body:], crcTable))
 		if err := seg.Put(buf[start:start+8], buf[start+8:]); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// dropEach deletes the messages numbered in drop, wherever they are (a
+// segment that empties stays until Confirmed passes it).
+func dropEach(msgs *bolt.Bucket, drop []delivery.SeqNr) error {
+	for _, n := range drop {
+		if seg := msgs.Bucket(u64(uint64(n) / segmentSize)); seg != nil {
+			if err := seg.Delete(u64(uint64(n))); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package durable_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -378,5 +379,35 @@ func TestHeadersSurviveRestart(t *testing.T) {
 	}
 	if err := second.Shutdown(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Confirmations out of order (a work-pulling producer's workers): each
+// message in Drop is gone on load, whatever its neighbours.
+func TestDropOutOfOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q := openQueue(t, path)
+	ctx := context.Background()
+	var msgs []delivery.StoredMessage
+	for i := 1; i <= 6; i++ {
+		msgs = append(msgs, delivery.StoredMessage{SeqNr: delivery.SeqNr(i), FirstChunk: true, LastChunk: true, Payload: []byte{byte(i)}})
+	}
+	if err := q.Store(ctx, delivery.DurableUpdate{Messages: msgs, Drop: []delivery.SeqNr{2, 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Store(ctx, delivery.DurableUpdate{Confirmed: 1, Drop: []delivery.SeqNr{1, 3, 99}}); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	st, err := openQueue(t, path).Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []delivery.SeqNr
+	for _, m := range st.Messages {
+		got = append(got, m.SeqNr)
+	}
+	if fmt.Sprint(got) != "[4 6]" || st.Confirmed != 1 {
+		t.Errorf("loaded %v confirmed %d, want [4 6] and 1", got, st.Confirmed)
 	}
 }
