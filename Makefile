@@ -19,6 +19,10 @@ TEST_BROKERS ?= BRIDGE_TEST_REQUIRE_BROKERS=1 \
 ## then each fuzz target that reads network input for a few seconds, then every
 ## docker-compose profile run for real on Podman (demo-test)
 test: lint brokers
+	@# The local images build while the tests run, at the lowest priority:
+	@# demo-test's own .ci/images waits for this one, and builds what it did not.
+	./.ci/podman install
+	@mkdir -p .cache && (nice -n 19 ./.ci/images >.cache/images-during-test.log 2>&1 &)
 	$(TEST_BROKERS) $(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) fuzz FUZZTIME=$(TEST_FUZZTIME)
 	$(MAKE) demo-test

@@ -148,6 +148,10 @@ healthy() {
 	http "$producer" /readyz >/dev/null && http "$consumer" /readyz >/dev/null
 }
 
+# delivering: the consumer has handed a message to its sink in this
+# lifetime: the stream goes on after a restart.
+delivering() { local n; n=$(metric "$consumer" bridge_messages_delivered_total) && [[ $n =~ ^[1-9] ]]; }
+
 # durable: the producer keeps a durable queue (BRIDGE_DURABLE_DIR set in the
 # resolved configuration). awk reads it all: an early exit would fail
 # compose's write, and so the pipeline.
@@ -187,6 +191,7 @@ stage=$((target / 3))
 wait_until 300 "the consumer to print $stage messages" received_at_least "$stage" || exit 1
 say "the consumer has printed $(received | wc -l) messages: killing it with SIGKILL"
 kill_and_start "$consumer" 5
+wait_until 120 "the restarted consumer to deliver" delivering || exit 1
 
 # The first producer's messages are told from the second's by when they
 # were generated (a message carries its time, in unix nanoseconds).
@@ -200,8 +205,10 @@ if [ -n "$restart_producer" ]; then
 		[[ $confirmed_seq =~ ^[0-9]+$ && $unconfirmed =~ ^[0-9]+$ ]] || { say "the producer's /metrics did not answer"; exit 1; }
 	taken_before=$((confirmed_seq + unconfirmed))
 	say "the producer has taken $taken_before messages: killing it with SIGKILL"
+	lines=$(received | wc -l)
 	kill_and_start "$producer" 2
 	cut=$restarted_ns
+	wait_until 120 "the restarted producer's messages to reach the consumer" received_at_least "$((lines + 1))" || exit 1
 fi
 
 wait_until 300 "the consumer to print $target messages" received_at_least "$target" || exit 1
@@ -272,6 +279,8 @@ echo
 # own, so a message of the first that was lost at its end shows here.
 if [ -z "${taken:-}" ] || ((missing > 0 || skips > 0 || outside > 0 || first < taken_before)) ||
 	[ "$producer_status" != 0 ] || [ "$confirmed" != "$taken" ]; then
+	say "the producer's log, the end:"
+	compose logs --no-color --no-log-prefix --tail 20 "$producer" >&2 || true
 	say "FAILED: not every message arrived in order, or the producer did not finish"
 	exit 1
 fi
