@@ -8,10 +8,16 @@
 # lists them). BRIDGE_DURABLE_DIR=/var/lib/bridge with a volume there keeps
 # a producer's unconfirmed messages across restarts.
 
+# The two images it is built from, public ones. Where no registry can be
+# reached, docker-compose.local.yml names local stand-ins instead (see
+# .ci/images): the build itself is the same.
+ARG GO_IMAGE=golang:1.26
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+
 # The builder runs on the build machine's platform and cross-compiles for the
 # target's: no emulation, and CGO is off anyway. Its Go must not be older than
-# go.mod's go line (cmd/bridge/compose_test.go checks it).
-FROM --platform=$BUILDPLATFORM golang:1.26 AS build
+# go.mod's go line (cmd/bridge/dockerfile_test.go checks it).
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
 ARG TARGETOS
 ARG TARGETARCH
 WORKDIR /src
@@ -32,7 +38,7 @@ RUN mkdir -p /out/state/bridge
 
 # distroless static: CA certificates, /etc/passwd, tzdata; no shell, no
 # package manager. The nonroot variant runs as uid 65532.
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 COPY --from=build /out/bridge /bridge
 COPY --from=build --chown=65532:65532 /out/state/ /var/lib/
 USER 65532:65532

@@ -13,13 +13,19 @@ TEST_BROKERS ?= BRIDGE_TEST_REQUIRE_BROKERS=1 \
 	BRIDGE_TEST_KAFKA_BROKERS=$${BRIDGE_TEST_KAFKA_BROKERS:-127.0.0.1:9092} \
 	BRIDGE_TEST_KAFKACTL=$${BRIDGE_TEST_KAFKACTL:-$(CURDIR)/.ci/kafka}
 
-.PHONY: test test-kafka-compat lint brokers bench bench-chart fuzz chaos demo-kill
+.PHONY: test test-kafka-compat lint brokers bench bench-chart fuzz chaos demo-kill demo-test images
 
 ## test: static checks, then every test under the race detector, against real brokers,
-## then each fuzz target that reads network input for a few seconds
+## then each fuzz target that reads network input for a few seconds, then every
+## docker-compose profile run for real on Podman (demo-test)
 test: lint brokers
+	@# The local images build while the tests run, at the lowest priority:
+	@# demo-test's own .ci/images waits for this one, and builds what it did not.
+	./.ci/podman install
+	@mkdir -p .cache && (nice -n 19 ./.ci/images >.cache/images-during-test.log 2>&1 &)
 	$(TEST_BROKERS) $(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) fuzz FUZZTIME=$(TEST_FUZZTIME)
+	$(MAKE) demo-test
 
 TEST_FUZZTIME ?= 5s
 # The decoders that read what a peer sends: the wire format, sealed frames,
@@ -94,3 +100,12 @@ PROFILE ?= amqp
 ## demo-kill: with Docker, kill the consumer mid-stream on a real broker and count what arrived (PROFILE=amqp|kafka|jetstream|nats|tcp)
 demo-kill:
 	./compose/demo-kill.sh $(PROFILE)
+
+## demo-test: every carrier profile of docker-compose.yml up on Podman with the local
+## images (docker-compose.local.yml), the demo-kill scenario on each, then down, nothing left
+demo-test:
+	./.ci/demo-test $(DEMO_PROFILES)
+
+## images: build the local images docker-compose.local.yml names, those missing
+images:
+	./.ci/images

@@ -1,50 +1,81 @@
 #!/usr/bin/env bash
-# Shows what the bridge guarantees when the consumer process dies, on a real
-# broker: it runs one carrier's profile of docker-compose.yml with a producer
-# that sends a fixed number of numbered messages, kills the consumer
-# container with SIGKILL mid-stream, starts it again, lets the stream finish,
-# and counts what the consumer printed. Every message must arrive at least
-# once and in order (a killed consumer is sent again what it had not
-# confirmed, so some arrive twice); the script exits 1 if any is missing or
-# out of order, or the producer did not finish cleanly.
+# Shows what the bridge guarantees when a process dies, on a real broker: it
+# runs one carrier's profile of docker-compose.yml with a producer that
+# generates numbered messages, kills the consumer container with SIGKILL a
+# third of the way through, starts it again, and, where the producer keeps
+# a durable queue (amqp, kafka: BRIDGE_DURABLE_DIR), kills the producer with
+# SIGKILL two thirds of the way through and starts it again: what it had
+# taken is in its queue, and the new producer resends it before the messages
+# it generates itself, numbered from 1 again. Then it stops the producer
+# (SIGTERM: it delivers what it took, and exits) and counts what the
+# consumer printed. Every message taken must arrive at least once and in
+# order (a killed consumer is sent again what it had not confirmed, so some
+# arrive twice); the script exits 1 if any is missing or out of order, or
+# the producer did not finish cleanly.
 #
-#   compose/demo-kill.sh [PROFILE]   amqp (default), kafka, jetstream, nats or tcp
+#   compose/demo-kill.sh [PROFILE]   amqp (default), kafka, jetstream, nats,
+#                                    tcp: any profile with the services
+#                                    producer-PROFILE and consumer-PROFILE
 #
-#   DEMO_COUNT  messages to send (default 3000)
+#   DEMO_COUNT  about how many messages (default 3000): the stages are when
+#               the consumer has printed a third, two thirds and all of it
 #   DEMO_RATE   messages a second (default 200)
 #   DEMO_KEEP=1 leave the containers running at the end (default: removed)
+#   DEMO_BUILD=0  use the bridge image as it is (default: up --build)
+#   DEMO_PROJECT  the compose project (default bridge-demo-kill)
+#   DEMO_COMPOSE  the compose command (default: `docker compose`, else
+#               `docker-compose`); COMPOSE_FILE as usual, e.g.
+#               docker-compose.yml:docker-compose.local.yml
+#   DEMO_ENGINE   the engine's command for inspect and logs (default: docker
+#               if installed, else podman; with Podman, say podman)
 #
-# It runs as its own compose project (bridge-demo-kill), from a clean state
-# (its volumes are removed first: no queue, topic or durable file left from
-# a previous run), so it leaves the volumes of your other demo runs alone;
-# stop those first, as they publish the same host ports. Needs Docker with
-# Compose v2, and runs from any directory.
+# It runs as its own compose project, from a clean state (its volumes are
+# removed first: no queue, topic or durable file left from a previous run),
+# so it leaves the volumes of your other demo runs alone; stop those first,
+# as they publish the same host ports. Needs Docker with Compose (v2, or
+# docker-compose 1.28 or later), or Podman's Docker API with docker-compose
+# (.ci/demo-test runs it so), and curl; runs from any directory.
 set -euo pipefail
 
 profile=${1:-amqp}
-case $profile in
-tcp | nats | jetstream | amqp | kafka) ;;
-*)
-	echo "usage: $0 [amqp|kafka|jetstream|nats|tcp]" >&2
-	exit 2
-	;;
-esac
-export DEMO_COUNT=${DEMO_COUNT:-3000} DEMO_RATE=${DEMO_RATE:-200}
-if ! [[ $DEMO_COUNT =~ ^[1-9][0-9]*$ ]]; then
-	echo "DEMO_COUNT must be a positive number, not '$DEMO_COUNT'" >&2
+target=${DEMO_COUNT:-3000}
+export DEMO_RATE=${DEMO_RATE:-200}
+# The producer generates until it is stopped: the script says when.
+export DEMO_COUNT=0
+if ! [[ $target =~ ^[1-9][0-9]*$ ]]; then
+	echo "DEMO_COUNT must be a positive number, not '$target'" >&2
 	exit 2
 fi
-project=bridge-demo-kill
+project=${DEMO_PROJECT:-bridge-demo-kill}
 producer=producer-$profile
 consumer=consumer-$profile
 cd "$(dirname "$0")/.."
 
-compose() { docker compose --project-name "$project" --profile "$profile" "$@"; }
 say() { printf '%s demo-kill: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+if [ -n "${DEMO_COMPOSE:-}" ]; then
+	read -ra compose_cmd <<<"$DEMO_COMPOSE"
+elif command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
+	compose_cmd=(docker compose)
+elif command -v docker-compose >/dev/null; then
+	compose_cmd=(docker-compose)
+else
+	say "neither docker compose nor docker-compose is installed"
+	exit 2
+fi
+engine=${DEMO_ENGINE:-$(command -v docker >/dev/null && echo docker || echo podman)}
+command -v curl >/dev/null || { say "curl is not installed: it checks the bridges are ready"; exit 2; }
+compose() { "${compose_cmd[@]}" --project-name "$project" --profile "$profile" "$@"; }
+inspect() { "$engine" inspect --format "$2" "$1"; }
+
+services=$(compose config --services) || exit 2
+if ! grep -qx "$producer" <<<"$services" || ! grep -qx "$consumer" <<<"$services"; then
+	echo "usage: $0 [PROFILE]: profile $profile has no services $producer and $consumer" >&2
+	exit 2
+fi
 
 cleanup() {
 	if [ "${DEMO_KEEP:-0}" = 1 ]; then
-		say "left running; remove with: docker compose -p $project --profile $profile down -v"
+		say "left running; remove with: ${compose_cmd[*]} -p $project --profile $profile down -v"
 	else
 		compose down --volumes --remove-orphans >/dev/null 2>&1 || true
 	fi
@@ -66,93 +97,191 @@ wait_until() {
 	done
 }
 
-# received prints the number of each message the consumer printed, a line
-# each, in the order printed, across all its lifetimes: the container keeps
-# its log when it is killed and started again. A generated message is
-# "<number> <unix nanoseconds> " padded with x; the bridge's own log lines
-# (stderr, in the same log) start with time= and are skipped.
+# id_of SERVICE: its container's id, which a kill and a start keep (asked of
+# compose once: each call of compose takes a second or more).
+declare -A ids=() ports=()
+id_of() {
+	[ -n "${ids[$1]:-}" ] || ids[$1]=$(compose ps --all --quiet "$1")
+	echo "${ids[$1]}"
+}
+
+# received prints the number and time of each message the consumer printed,
+# a line each, in the order printed, across all its lifetimes: the container
+# keeps its log when it is killed and started again. A generated message is
+# "<number> <unix nanoseconds> " padded with x. The engine's logs, stdout
+# alone: the bridge's own log is on stderr, and Podman's Docker API (which
+# compose logs reads) joins a stdout line that reached the log in two parts
+# with a stderr line written between them; podman logs does not.
 received() {
-	compose logs --no-color --no-log-prefix "$consumer" 2>/dev/null |
-		awk '/^[0-9]+ [0-9]+ x*$/ { print $1 }'
+	"$engine" logs "$(id_of "$consumer")" 2>/dev/null | awk '/^[0-9]+ [0-9]+ x*$/ { print $1, $2 }'
 }
-received_count() { received | wc -l | tr -d ' '; }
-received_at_least() { (($(received_count) >= $1)); }
-received_all() { (($(received | sort -un | wc -l) >= DEMO_COUNT)); }
+received_at_least() { (($(received | wc -l) >= $1)); }
 
-producer_exited() {
-	[ "$(docker inspect --format '{{.State.Status}}' "$1")" = exited ]
-}
+exited() { [ "$(inspect "$(id_of "$1")" '{{.State.Status}}')" = exited ]; }
 
-# consumer_metric NAME prints the consumer's current value of a metric (this
-# lifetime's: a counter starts again at 0 after the kill), if curl is here.
-consumer_metric() {
-	command -v curl >/dev/null || return 0
+# http SERVICE PATH: GET PATH of SERVICE's HTTP server, through the host port
+# compose published it on.
+http() {
 	local addr
-	addr=$(compose port "$consumer" 8080 2>/dev/null | head -n 1) || return 0
-	[ -n "$addr" ] || return 0
-	curl -fsS "http://127.0.0.1:${addr##*:}/metrics" 2>/dev/null | awk -v m="$1" '$1 ~ "^"m"([{]|$)" { print $2 }'
+	if [ -z "${ports[$1]:-}" ]; then
+		addr=$(compose port "$1" 8080 2>/dev/null | head -n 1) || return 1
+		[ -n "$addr" ] || return 1
+		ports[$1]=${addr##*:}
+	fi
+	curl -fsS --max-time 5 "http://127.0.0.1:${ports[$1]}$2" 2>/dev/null
+}
+
+# metric SERVICE NAME prints SERVICE's current value of a metric (this
+# lifetime's: a counter starts again at 0 after a kill).
+metric() { http "$1" /metrics | awk -v m="$2" '$1 ~ "^"m"([{]|$)" { print $2 }'; }
+
+# healthy: every container of the profile runs, those with a health check
+# (the broker) are healthy, and both bridges answer /readyz: connected.
+healthy() {
+	local id state
+	for id in $(compose ps --quiet); do
+		# Docker has no .State.Health without a health check; Podman has
+		# one with no status.
+		state=$(inspect "$id" '{{.State.Status}}{{with .State.Health}}{{with .Status}} {{.}}{{end}}{{end}}')
+		[ "$state" = running ] || [ "$state" = "running healthy" ] || return 1
+	done
+	http "$producer" /readyz >/dev/null && http "$consumer" /readyz >/dev/null
+}
+
+# delivering: the consumer has handed a message to its sink in this
+# lifetime: the stream goes on after a restart.
+delivering() { local n; n=$(metric "$consumer" bridge_messages_delivered_total) && [[ $n =~ ^[1-9] ]]; }
+
+# durable: the producer keeps a durable queue (BRIDGE_DURABLE_DIR set in the
+# resolved configuration). awk reads it all: an early exit would fail
+# compose's write, and so the pipeline.
+durable() {
+	compose config 2>/dev/null | awk -v s="  $producer:" '
+		$0 == s { in_s = 1; next }
+		/^  [^ ]/ { in_s = 0 }
+		in_s && /BRIDGE_DURABLE_DIR/ { found = 1 }
+		END { exit !found }'
+}
+
+# kill_and_start SERVICE: SIGKILL, a pause, and a start of the same container.
+kill_and_start() {
+	compose kill -s SIGKILL "$1" >/dev/null 2>&1
+	# While the consumer is down the producer goes on: a broker keeps what
+	# it is sent (tcp and core NATS drop it, and the producer sends it
+	# again). Once the kill returns a producer is dead: what is generated
+	# from now on is the next one's.
+	restarted_ns=$(date +%s%N)
+	sleep "$2"
+	say "starting $1 again"
+	compose start "$1" >/dev/null 2>&1
 }
 
 trap cleanup EXIT
-say "profile $profile: $DEMO_COUNT messages at $DEMO_RATE/s"
+restart_producer=
+durable && restart_producer=1
+say "profile $profile: about $target messages at $DEMO_RATE/s${restart_producer:+; the producer is durable, and is killed too}"
 compose down --volumes --remove-orphans >/dev/null 2>&1 || true
-compose up --detach --build
+if [ "${DEMO_BUILD:-1}" = 1 ]; then compose up --detach --build; else compose up --detach --no-build; fi
+# up returns once the broker is healthy (the bridges wait for that); this
+# waits for the bridges to be connected too.
+wait_until 120 "every container to run and be healthy, and both bridges ready" healthy || exit 1
+say "every container runs, the broker is healthy, both bridges are ready"
 
-kill_at=$((DEMO_COUNT / 3))
-wait_until 300 "the consumer to print $kill_at messages" received_at_least "$kill_at" || exit 1
-say "the consumer has printed $(received_count) messages: killing it with SIGKILL"
-compose kill --signal SIGKILL "$consumer"
-# While it is down the producer goes on: a broker keeps what it is sent
-# (tcp and core NATS drop it, and the producer sends it again).
-sleep 5
-say "starting the consumer again"
-compose start "$consumer"
+stage=$((target / 3))
+wait_until 300 "the consumer to print $stage messages" received_at_least "$stage" || exit 1
+say "the consumer has printed $(received | wc -l) messages: killing it with SIGKILL"
+kill_and_start "$consumer" 5
+wait_until 120 "the restarted consumer to deliver" delivering || exit 1
 
-producer_id=$(compose ps --all --quiet "$producer")
-wait_until 600 "the producer to have every message confirmed and exit" producer_exited "$producer_id" || exit 1
-producer_status=$(docker inspect --format '{{.State.ExitCode}}' "$producer_id")
-confirmed=$(compose logs --no-color --no-log-prefix "$producer" 2>/dev/null |
-	grep 'producer stopped' | tail -n 1 | sed -n 's/.* confirmed=\([0-9]*\).*/\1/p') || true
+# The first producer's messages are told from the second's by when they
+# were generated (a message carries its time, in unix nanoseconds).
+cut=
+taken_before=0
+if [ -n "$restart_producer" ]; then
+	wait_until 300 "the consumer to print $((2 * stage)) messages" received_at_least "$((2 * stage))" || exit 1
+	# What the producer had taken by now at the least: each of these must
+	# arrive, whatever it took after and before the kill.
+	confirmed_seq=$(metric "$producer" bridge_confirmed_seq_nr) && unconfirmed=$(metric "$producer" bridge_unconfirmed) &&
+		[[ $confirmed_seq =~ ^[0-9]+$ && $unconfirmed =~ ^[0-9]+$ ]] || { say "the producer's /metrics did not answer"; exit 1; }
+	taken_before=$((confirmed_seq + unconfirmed))
+	say "the producer has taken $taken_before messages: killing it with SIGKILL"
+	lines=$(received | wc -l)
+	kill_and_start "$producer" 2
+	cut=$restarted_ns
+	wait_until 120 "the restarted producer's messages to reach the consumer" received_at_least "$((lines + 1))" || exit 1
+fi
+
+wait_until 300 "the consumer to print $target messages" received_at_least "$target" || exit 1
+say "the consumer has printed $(received | wc -l) messages: stopping the producer (SIGTERM: it delivers what it took, then exits)"
+compose stop "$producer" >/dev/null 2>&1
+wait_until 60 "the producer to exit" exited "$producer" || exit 1
+producer_status=$(inspect "$(id_of "$producer")" '{{.State.ExitCode}}')
+read -r taken confirmed < <(compose logs --no-color --no-log-prefix "$producer" 2>/dev/null | grep 'producer stopped' | tail -n 1 |
+	sed -n 's/.* taken=\([0-9]*\) confirmed=\([0-9]*\).*/\1 \2/p') || true
+
+# tally: one pass over what the consumer printed: how many lines, how many
+# different messages, what is missing, and whether the order held. Each
+# message is placed in the one stream the producer's lifetimes make, as the
+# durable queue numbers it: the first producer's message i is i, the
+# restarted one's is first + i (first: the highest number the first one's
+# messages reached the consumer with). At least once and in order means
+# each message is the next one, or (after a restart) goes back to one
+# already printed, never forward past a missing one.
+tally() {
+	received | awk -v cut="$cut" -v want="${taken:-0}" -v quiet="${1:-}" '
+	{ num[NR] = $1; second[NR] = cut != "" && $2 >= cut; if (!second[NR] && $1 > first) first = $1 }
+	END {
+		for (r = 1; r <= NR; r++) {
+			k = second[r] ? first + num[r] : num[r]
+			if (k < 1 || k > want) { outside++; continue }
+			total++
+			if (!seen[k]++) distinct++
+			if (k > prev + 1) { skips++; if (skips <= 5 && !quiet) printf "out of order: %d after %d\n", k, prev > "/dev/stderr" }
+			if (k <= prev) rewinds++
+			prev = k
+		}
+		for (i = 1; i <= want; i++) if (!(i in seen)) missing++
+		printf "%d %d %d %d %d %d %d\n", total, distinct, missing, skips, outside, rewinds, first
+	}'
+}
+received_all() {
+	local missing
+	read -r _ _ missing _ < <(tally quiet)
+	((missing == 0))
+}
 # The producer exits once the consumer confirmed everything, and the consumer
 # confirms a message only after printing it; allow the log a moment to catch up.
 wait_until 30 "the consumer's log to show every message" received_all || true
-
-# One pass over what the consumer printed: how many lines, how many
-# different messages, what is missing, and whether the order held. At least
-# once and in order means each number is the next one, or (after the
-# restart) goes back to one already printed, never forward past a missing one.
-read -r total distinct missing skips outside rewinds < <(received | awk -v n="$DEMO_COUNT" '
-	{
-		if ($1 < 1 || $1 > n) { outside++; next }
-		total++
-		if (!seen[$1]++) distinct++
-		if ($1 > prev + 1) { skips++; if (skips <= 5) printf "out of order: %d after %d\n", $1, prev > "/dev/stderr" }
-		if ($1 <= prev) rewinds++
-		prev = $1
-	}
-	END {
-		for (i = 1; i <= n; i++) if (!(i in seen)) missing++
-		printf "%d %d %d %d %d %d\n", total, distinct, missing, skips, outside, rewinds
-	}')
+read -r total distinct missing skips outside rewinds first < <(tally)
 
 echo
 echo "carrier:                $profile"
-echo "messages sent:          $DEMO_COUNT (producer: ${confirmed:-?} confirmed, exit status $producer_status)"
+echo "messages taken:         ${taken:-?} (producer: ${confirmed:-?} confirmed, exit status $producer_status)"
+if [ -n "$restart_producer" ]; then
+	echo "                        $first by the first producer (it had taken $taken_before when read), $((${taken:-0} - first)) by the second"
+fi
 echo "lines printed:          $total"
 echo "different messages:     $distinct"
-echo "printed twice or more:  $((total - distinct)) (redelivered after the kill: at least once)"
+echo "printed twice or more:  $((total - distinct)) (redelivered after a kill: at least once)"
 echo "missing:                $missing"
 echo "out of order:           $skips"
+echo "not taken:              $outside"
 echo "rewinds (restarts):     $rewinds"
-delivered=$(consumer_metric bridge_messages_delivered_total) || true
-duplicates=$(consumer_metric bridge_duplicates_dropped_total) || true
+delivered=$(metric "$consumer" bridge_messages_delivered_total) || true
+duplicates=$(metric "$consumer" bridge_duplicates_dropped_total) || true
 if [ -n "$delivered" ]; then
 	echo "consumer /metrics since the restart: delivered $delivered, duplicates dropped $duplicates"
 fi
 echo
 
-if ((missing > 0 || skips > 0 || outside > 0)) || [ "$producer_status" != 0 ] || [ "${confirmed:-}" != "$DEMO_COUNT" ]; then
+# The durable queue numbers the stream across the producer's lifetimes: the
+# second producer's last sequence number is the first's messages and its
+# own, so a message of the first that was lost at its end shows here.
+if [ -z "${taken:-}" ] || ((missing > 0 || skips > 0 || outside > 0 || first < taken_before)) ||
+	[ "$producer_status" != 0 ] || [ "$confirmed" != "$taken" ]; then
+	say "the producer's log, the end:"
+	compose logs --no-color --no-log-prefix --tail 20 "$producer" >&2 || true
 	say "FAILED: not every message arrived in order, or the producer did not finish"
 	exit 1
 fi
-say "OK: all $DEMO_COUNT messages arrived, in order, across a SIGKILL of the consumer"
+say "OK: all $taken messages arrived, in order, across a SIGKILL of the consumer${restart_producer:+ and one of the producer}"

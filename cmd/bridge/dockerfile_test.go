@@ -30,7 +30,8 @@ type dockerInstruction struct {
 // dockerfile is the parts of the Dockerfile the tests read.
 type dockerfile struct {
 	instructions []dockerInstruction
-	buildLine    int // the line after the "# go-build:" marker
+	buildLine    int               // the line after the "# go-build:" marker
+	globalArgs   map[string]string // ARG NAME=default before the first FROM
 }
 
 const dockerBuildMarker = "# go-build:"
@@ -65,6 +66,18 @@ func readDockerfile(t *testing.T, root string) dockerfile {
 	if df.buildLine == 0 {
 		t.Fatalf("the Dockerfile has no %q line marking its go build", dockerBuildMarker)
 	}
+	// The ARGs before the first FROM are those a FROM may name: their
+	// defaults are what a build without --build-arg uses.
+	df.globalArgs = map[string]string{}
+	for _, in := range df.instructions {
+		if in.cmd == "FROM" {
+			break
+		}
+		if in.cmd == "ARG" {
+			name, value, _ := strings.Cut(in.args, "=")
+			df.globalArgs[name] = value
+		}
+	}
 	return df
 }
 
@@ -82,8 +95,9 @@ func (df dockerfile) stages() [][]dockerInstruction {
 	return stages
 }
 
-// dockerFromImage is the image a FROM names, without --platform.
-func dockerFromImage(args string) string {
+// fromImage is the image a FROM names, without --platform, with the
+// global ARGs' defaults in place of ${NAME} or $NAME.
+func (df dockerfile) fromImage(args string) string {
 	fields := strings.Fields(args)
 	for len(fields) > 0 && strings.HasPrefix(fields[0], "--") {
 		fields = fields[1:]
@@ -91,7 +105,7 @@ func dockerFromImage(args string) string {
 	if len(fields) == 0 {
 		return ""
 	}
-	return fields[0]
+	return os.Expand(fields[0], func(name string) string { return df.globalArgs[name] })
 }
 
 // dockerfileExposed lists the ports the Dockerfile EXPOSEs.
@@ -194,7 +208,7 @@ func parseDockerBuild(t *testing.T, df dockerfile) dockerBuild {
 	t.Helper()
 	goImage := regexp.MustCompile(`^golang:(\d+\.\d+(?:\.\d+)?)(?:[-@]|$)`)
 	for _, stage := range df.stages() {
-		m := goImage.FindStringSubmatch(dockerFromImage(stage[0].args))
+		m := goImage.FindStringSubmatch(df.fromImage(stage[0].args))
 		if m == nil {
 			continue
 		}
@@ -285,7 +299,7 @@ func TestDockerfile(t *testing.T) {
 
 	stages := df.stages()
 	final := stages[len(stages)-1]
-	base := dockerFromImage(final[0].args)
+	base := df.fromImage(final[0].args)
 	if base != "scratch" && !strings.HasPrefix(base, "gcr.io/distroless/static") {
 		t.Errorf("the final image is FROM %s; want scratch or gcr.io/distroless/static (no shell, small)", base)
 	}
