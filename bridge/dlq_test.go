@@ -113,8 +113,18 @@ func sendNumbered(t *testing.T, api string, from, to int) {
 		for j := i; j < i+100 && j <= to; j++ {
 			b.WriteString(msgName(j) + "\n")
 		}
-		if status, answer, _ := postNDJSON(t, api, b.String(), false); status != http.StatusAccepted {
-			t.Fatalf("POST of %d: %d %v", i, status, answer)
+		// A 503 says the window is full for now: ask again, as a client
+		// following Retry-After would, only sooner.
+		deadline := time.Now().Add(time.Minute)
+		for {
+			status, answer, _ := postNDJSON(t, api, b.String(), false)
+			if status == http.StatusAccepted {
+				break
+			}
+			if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+				t.Fatalf("POST of %d: %d %v", i, status, answer)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }

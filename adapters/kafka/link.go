@@ -92,8 +92,8 @@ func openLink(ctx context.Context, c *Carrier, stream string, end delivery.End) 
 		closing: make(chan struct{}),
 	}
 	fail := func(err error) (*Link, error) {
+		conns.close() // first, as in Close
 		transport.CloseIdleConnections()
-		conns.close()
 		return nil, err
 	}
 	if err := l.ensureTopics(ctx); err != nil {
@@ -237,8 +237,11 @@ func (l *Link) Close() error {
 		l.runWG.Wait()
 		deadline.Stop()
 		l.cancelRun()
-		l.transport.CloseIdleConnections()
+		// The connections first: a request still in flight on one (kafka-go's
+		// own metadata refresh) fails and its goroutine ends, where one
+		// released to the idle pool after CloseIdleConnections would stay.
 		l.conns.close()
+		l.transport.CloseIdleConnections()
 		l.carrier.links.Remove(l)
 	})
 	return nil
