@@ -91,12 +91,8 @@ func runProducer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 	switch {
 	case srcErr != nil && !errors.Is(srcErr, context.Canceled) && !errors.Is(srcErr, delivery.ErrClosed):
 		return fmt.Errorf("source %s: %w", cfg.Source, srcErr)
-	case stopping && shutdownErr != nil && cfg.DurableDir == "":
-		// Messages are lost: an exit status of 0 would tell a supervisor
-		// that all went well.
-		return fmt.Errorf("producer: stopped with messages unconfirmed and no BRIDGE_DURABLE_DIR to keep them: %w", shutdownErr)
 	case stopping:
-		return nil // asked to stop: what could be delivered in time was, and the durable queue keeps the rest
+		return nil // asked to stop: what could be delivered in time was
 	case shutdownErr != nil:
 		return shutdownErr
 	}

@@ -3,14 +3,11 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -211,32 +208,5 @@ func TestDemo(t *testing.T) {
 				t.Errorf("%s: the summary lacks %q:\n%s", transport, want, stdout)
 			}
 		}
-	}
-}
-
-// TestStopLosingMessagesFails: a producer without a durable queue that is
-// stopped while a message it took is unconfirmed (no consumer ever came)
-// loses it, and says so with its exit status, not only in its log.
-func TestStopLosingMessagesFails(t *testing.T) {
-	httpAddr := adaptertest.FreeAddr(t)
-	producer := startProc(t, nil, nil, "BRIDGE_TRANSPORT=tcp", "BRIDGE_TCP_ADDR="+adaptertest.FreeAddr(t),
-		"BRIDGE_ROLE=producer", "BRIDGE_SOURCE=http", "BRIDGE_HTTP_ADDR="+httpAddr, "BRIDGE_SHUTDOWN_TIMEOUT=500ms")
-	waitStatus(t, "http://"+httpAddr+"/healthz", http.StatusOK)
-	if status, _ := postAccepted(t, "http://"+httpAddr+"/v1/messages", "nobody will confirm me"); status != http.StatusAccepted {
-		t.Fatalf("POST: %d\n%s", status, producer.stderr.String())
-	}
-	producer.cmd.Process.Signal(syscall.SIGTERM)
-	var exit *exec.ExitError
-	select {
-	case err := <-producer.done:
-		producer.done <- err
-		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-			t.Fatalf("the producer exited with %v; want status 1\n%s", err, producer.stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the producer did not stop\n%s", producer.stderr.String())
-	}
-	if !strings.Contains(producer.stderr.String(), "unconfirmed") {
-		t.Errorf("the producer did not say what it lost:\n%s", producer.stderr.String())
 	}
 }
