@@ -193,22 +193,30 @@ func (w *WorkPullingProducerController[T]) TrySendWithConfirmation(msg T) (*Conf
 	return c, err
 }
 
+// newMsg checks and encodes o as a message to hand out: its headers (a
+// *HeaderError past the limits), its payload (a *MarshalError) and the
+// payload's size (a *MessageTooLargeError over MaxMessageSize).
+func (w *WorkPullingProducerController[T]) newMsg(o Outgoing[T]) (*wpMsg, error) {
+	hb, err := encodeHeaders(o.Headers)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := w.ser.Marshal(o.Message)
+	if err != nil {
+		return nil, &MarshalError{Err: err}
+	}
+	if len(payload) > w.s.MaxMessageSize {
+		return nil, &MessageTooLargeError{Size: len(payload), Limit: w.s.MaxMessageSize}
+	}
+	return &wpMsg{payload: payload, headers: hb}, nil
+}
+
 // SendMessage is ProducerController.SendMessage for work pulling.
 func (w *WorkPullingProducerController[T]) SendMessage(ctx context.Context, o Outgoing[T]) (SeqNr, *Confirmation, error) {
-	m := &wpMsg{}
-	hb, err := encodeHeaders(o.Headers)
+	m, err := w.newMsg(o)
 	if err != nil {
 		return 0, nil, err
 	}
-	m.headers = hb
-	payload, err := w.ser.Marshal(o.Message)
-	if err != nil {
-		return 0, nil, &MarshalError{Err: err}
-	}
-	if len(payload) > w.s.MaxMessageSize {
-		return 0, nil, &MessageTooLargeError{Size: len(payload), Limit: w.s.MaxMessageSize}
-	}
-	m.payload = payload
 	for {
 		w.mu.Lock()
 		if w.err != nil {

@@ -25,18 +25,11 @@ func (w *WorkPullingProducerController[T]) TrySendAllMessages(msgs []Outgoing[T]
 	}
 	ms := make([]*wpMsg, len(msgs))
 	for i, o := range msgs {
-		hb, err := encodeHeaders(o.Headers)
+		m, err := w.newMsg(o)
 		if err != nil {
 			return nil, err
 		}
-		payload, err := w.ser.Marshal(o.Message)
-		if err != nil {
-			return nil, &MarshalError{Err: err}
-		}
-		if len(payload) > w.s.MaxMessageSize {
-			return nil, &MessageTooLargeError{Size: len(payload), Limit: w.s.MaxMessageSize}
-		}
-		ms[i] = &wpMsg{payload: payload, headers: hb}
+		ms[i] = m
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
