@@ -96,21 +96,7 @@ func (h *httpSource) post(w http.ResponseWriter, r *http.Request) {
 	span, hs := h.tr.produce(r.Context(), requestHeaders(r.Header, true))
 	_, c, err := h.p.SendMessage(context.Background(), delivery.Outgoing[[]byte]{Message: body, Headers: hs, Confirm: true, NoWait: true})
 	produced(span, h.p.ID(), seqNrOf(c), err)
-	switch {
-	case errors.Is(err, delivery.ErrNoDemand):
-		full(w)
-		return
-	case errors.Is(err, delivery.ErrClosed):
-		httpError(w, http.StatusServiceUnavailable, "the producer is stopping")
-		return
-	case errors.As(err, new(*delivery.MessageTooLargeError)):
-		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
-		return
-	case errors.As(err, new(*delivery.HeaderError)):
-		httpError(w, http.StatusBadRequest, err.Error())
-		return
-	case err != nil:
-		httpError(w, http.StatusInternalServerError, err.Error())
+	if refused(w, err) {
 		return
 	}
 	answer := messageAnswer{SeqNr: c.SeqNr()}
@@ -193,21 +179,7 @@ func (h *httpSource) postBatch(w http.ResponseWriter, r *http.Request, body []by
 		}
 		produced(span, h.p.ID(), seqNr, err)
 	}
-	switch {
-	case errors.Is(err, delivery.ErrNoDemand):
-		full(w)
-		return
-	case errors.Is(err, delivery.ErrClosed):
-		httpError(w, http.StatusServiceUnavailable, "the producer is stopping")
-		return
-	case errors.As(err, new(*delivery.MessageTooLargeError)):
-		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
-		return
-	case errors.As(err, new(*delivery.HeaderError)):
-		httpError(w, http.StatusBadRequest, err.Error())
-		return
-	case err != nil:
-		httpError(w, http.StatusInternalServerError, err.Error())
+	if refused(w, err) {
 		return
 	}
 	answer := batchAnswer{Count: len(cs), FirstSeqNr: cs[0].SeqNr(), LastSeqNr: cs[len(cs)-1].SeqNr()}
@@ -255,6 +227,27 @@ func (h *httpSource) traceBatch(ctx context.Context, msgs []delivery.Outgoing[[]
 }
 
 // full answers that the consumer's window is full: 503, retry in a second.
+// refused answers a send that failed with the status that says why, and
+// reports whether it did: 503 while there is no demand or the producer
+// stops, 413 over the size limit, 400 for headers past their limits.
+func refused(w http.ResponseWriter, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, delivery.ErrNoDemand):
+		full(w)
+	case errors.Is(err, delivery.ErrClosed):
+		httpError(w, http.StatusServiceUnavailable, "the producer is stopping")
+	case errors.As(err, new(*delivery.MessageTooLargeError)):
+		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
+	case errors.As(err, new(*delivery.HeaderError)):
+		httpError(w, http.StatusBadRequest, err.Error())
+	default:
+		httpError(w, http.StatusInternalServerError, err.Error())
+	}
+	return true
+}
+
 func full(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "1")
 	httpError(w, http.StatusServiceUnavailable, "the consumer's window is full; retry later")
