@@ -267,21 +267,27 @@ func (w *WorkPullingProducerController[T]) takeLocked(m *wpMsg, confirm bool) {
 	}
 }
 
-// handOutLocked gives m to the worker with the most demand, and reports
-// whether one took it. A worker that cannot take a message this large is
-// passed over; if none with demand can, the error says so.
+// handOutLocked gives m to one of the workers with demand that have the
+// fewest messages in flight (which one of those is left to the map's
+// random order), and reports whether one took it. Demand does not choose:
+// a worker that has just joined has the demand of one message until its
+// first is sent (its window comes with its first request), so chosen by
+// demand it would get nothing while the others had more, that is for as
+// long as the stream is busy. A worker that cannot take a message this
+// large is passed over; if none with demand can, the error says so.
 func (w *WorkPullingProducerController[T]) handOutLocked(m *wpMsg) (bool, error) {
 	var tooLarge error
 	tried := map[*wpWorker]bool{}
 	for {
 		var best *wpWorker
-		bestDemand := SeqNr(0)
+		bestInFlight := 0
 		for _, wk := range w.workers {
 			if wk.gone || tried[wk] {
 				continue
 			}
-			if d := wk.p.intake.demandNow(); d > bestDemand {
-				best, bestDemand = wk, d
+			n := len(wk.inflight) - wk.head
+			if (best == nil || n < bestInFlight) && wk.p.intake.demandNow() > 0 {
+				best, bestInFlight = wk, n
 			}
 		}
 		if best == nil {

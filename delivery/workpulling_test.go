@@ -376,3 +376,38 @@ func TestWorkPullingSettings(t *testing.T) {
 		t.Errorf("a worker ID with an underscore: %v", err)
 	}
 }
+
+// A worker that joins a busy stream gets work: until its first message it
+// has the demand of one, far below that of a worker already served, which
+// must not decide who gets the next message.
+func TestWorkPullingJoinerServedWhileBusy(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := wpCarrier(t)
+	ps, ws := wpTimings()
+	p, _ := startWP(t, ctx, c, "s", ps)
+	first := adaptertest.StartWorker(t, ctx, c, "s", "first", ws, 0)
+	waitWorkers(t, ctx, p, 1)
+	late := adaptertest.StartWorker(t, ctx, c, "s", "late", ws, 0)
+	sent := 0
+	for i := 0; len(late.Got()) == 0; i++ {
+		if i == 500 {
+			t.Fatalf("the late worker got nothing of %d messages sent while it was served: %+v", i, p.Stats())
+		}
+		// One at a time, as a steady stream below the workers' pace is:
+		// the first worker's demand then stays at its window.
+		conf, err := p.SendWithConfirmation(ctx, adaptertest.Payload(i, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conf.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	if err := p.Shutdown(ctx); err != nil { // it delivers what it took first
+		t.Fatal(err)
+	}
+	adaptertest.CheckWork(t, sent, nil, first, late)
+}
