@@ -79,7 +79,7 @@ func (l *Link) dialLoop(addr string) {
 			continue
 		}
 		failures = 0
-		wait.Reset()
+		connected := time.Now()
 		if !l.install(c) {
 			return
 		}
@@ -88,8 +88,25 @@ func (l *Link) dialLoop(addr string) {
 		case <-ctx.Done():
 			return
 		}
+		// A connection that ends soon after it is made (replaced by
+		// another dialer's on the same stream end, as work-pulling
+		// workers taking turns to say hello are, or cut by the listener)
+		// is dialed again after a wait, as a failure is: otherwise two
+		// such dialers replace each other as fast as they can connect,
+		// and take the listener's handshake slots from everyone else.
+		if time.Since(connected) >= stableConnection {
+			wait.Reset()
+			continue
+		}
+		if !backoff.Sleep(ctx, wait.Next()) {
+			return
+		}
 	}
 }
+
+// stableConnection is how long a connection must last for the next one to
+// be dialed at once when it ends.
+const stableConnection = time.Second
 
 // dialOnce connects, secures and authenticates one connection.
 func (l *Link) dialOnce(ctx context.Context, addr string) (*conn, error) {

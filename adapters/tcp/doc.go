@@ -109,6 +109,8 @@
 // Each worker's stream has its own connection, so a worker's frames reach
 // only it. Workers say hello on the stream's own connection, taking turns
 // (a new connection replaces the last), each holding it only until it is
-// served. A departed worker is noticed by its leave, or by the silence of
+// served. A dialer whose connection ended within a second of being made
+// waits before it dials again, as after a failure, so that workers taking
+// turns do not replace each other as fast as they can connect. A departed worker is noticed by its leave, or by the silence of
 // its heartbeats (a connection lost and not replaced is silent).
 package tcp
