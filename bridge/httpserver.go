@@ -74,18 +74,26 @@ func startHTTP(cfg *Config, m *metrics, api http.Handler, log *slog.Logger) (*ht
 // setReady installs the readiness check: the link is connected and the
 // controller runs.
 func (h *httpServer) setReady(link delivery.Link) {
-	if h == nil {
-		return
-	}
 	status := linkStatus(link)
-	check := func() (string, error) {
-		if !h.running.Load() {
-			return "controller not running", nil
-		}
+	h.setReadyWhen(func() (string, error) {
 		if st := status(); !st.Connected {
 			return notConnectedReason(st.Err), st.Err
 		}
 		return "", nil
+	})
+}
+
+// setReadyWhen installs the readiness check: the controller runs and ready
+// has no reason ("") to say it is not ready, with the detail for the log.
+func (h *httpServer) setReadyWhen(ready func() (reason string, detail error)) {
+	if h == nil {
+		return
+	}
+	check := func() (string, error) {
+		if !h.running.Load() {
+			return "controller not running", nil
+		}
+		return ready()
 	}
 	h.ready.Store(&check)
 }

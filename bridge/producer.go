@@ -33,7 +33,11 @@ func runProducer(ctx context.Context, cfg *Config, env Env, tr *tracer) error {
 		p.Close()
 		return err
 	}
-	srv.setReady(link)
+	if end.ready != nil {
+		srv.setReadyWhen(end.ready)
+	} else {
+		srv.setReady(link)
+	}
 
 	// The controller runs until it is shut down, not until ctx ends: a
 	// stop delivers what was taken first.
@@ -120,7 +124,8 @@ type producerEnd interface {
 // lines say of it.
 type openedProducer struct {
 	p       producerEnd
-	link    delivery.Link // for readiness
+	link    delivery.Link // for readiness, unless ready says otherwise
+	ready   func() (string, error)
 	started func() []any
 	taken   func() uint64
 	summary func() []any
@@ -151,6 +156,16 @@ func openProducerEnd(ctx context.Context, car *Carrier, cfg *Config, m *metrics,
 		m.watchWorkPulling(wp.Stats, link)
 		return &openedProducer{
 			p: wp, link: link,
+			// The stream's own link is the one workers take turns on to
+			// say hello (on tcp each new one replaces the last), so its
+			// state says nothing of whether messages can go: a served
+			// worker does.
+			ready: func() (string, error) {
+				if len(wp.Stats().Workers) == 0 {
+					return "no worker served", nil
+				}
+				return "", nil
+			},
 			started: func() []any { return []any{"max_workers", cfg.MaxWorkers, "worker_timeout", cfg.WorkerTimeout} },
 			taken:   func() uint64 { return wp.Stats().Taken },
 			summary: func() []any {

@@ -339,6 +339,18 @@ func TestReadyzReasons(t *testing.T) {
 		start(t, cfg, io.Discard)
 		readyzSays(t, cfg.HTTPAddr, "carrier not connected")
 	})
+	t.Run("work pulling, no worker", func(t *testing.T) {
+		cfg := baseConfig(t)
+		cfg.Mode, cfg.TCPListen = "work-pulling", "producer"
+		producerCfg := cfg
+		producerCfg.Role, producerCfg.Source, producerCfg.HTTPAddr = "producer", "http", adaptertest.FreeAddr(t)
+		start(t, producerCfg, io.Discard)
+		readyzSays(t, producerCfg.HTTPAddr, "no worker served")
+		workerCfg := cfg
+		workerCfg.Role, workerCfg.HTTPAddr, workerCfg.WorkerID = "consumer", adaptertest.FreeAddr(t), "w1"
+		start(t, workerCfg, io.Discard)
+		waitReady(t, producerCfg.HTTPAddr)
+	})
 	t.Run("tcp, another secret", func(t *testing.T) {
 		cfg := baseConfig(t)
 		consumerCfg := cfg
