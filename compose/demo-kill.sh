@@ -13,9 +13,16 @@
 # arrive twice); the script exits 1 if any is missing or out of order, or
 # the producer did not finish cleanly.
 #
+# A work-pulling profile (consumer-PROFILE-1, -2, ...: competing workers)
+# runs the same way: the first worker is the one killed, and what it had not
+# confirmed goes to the others. Every message must then be printed by some
+# worker at least once and every worker must have printed some; the order is
+# not checked, as work pulling orders only what one worker is handed.
+#
 #   compose/demo-kill.sh [PROFILE]   amqp (default), kafka, jetstream, nats,
-#                                    tcp: any profile with the services
-#                                    producer-PROFILE and consumer-PROFILE
+#                                    tcp, work-pulling: any profile with the
+#                                    services producer-PROFILE and
+#                                    consumer-PROFILE or consumer-PROFILE-N
 #
 #   DEMO_COUNT  about how many messages (default 3000): the stages are when
 #               the consumer has printed a third, two thirds and all of it
@@ -48,7 +55,6 @@ if ! [[ $target =~ ^[1-9][0-9]*$ ]]; then
 fi
 project=${DEMO_PROJECT:-bridge-demo-kill}
 producer=producer-$profile
-consumer=consumer-$profile
 cd "$(dirname "$0")/.."
 
 say() { printf '%s demo-kill: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -68,10 +74,15 @@ compose() { "${compose_cmd[@]}" --project-name "$project" --profile "$profile" "
 inspect() { "$engine" inspect --format "$2" "$1"; }
 
 services=$(compose config --services) || exit 2
-if ! grep -qx "$producer" <<<"$services" || ! grep -qx "$consumer" <<<"$services"; then
-	echo "usage: $0 [PROFILE]: profile $profile has no services $producer and $consumer" >&2
+mapfile -t consumers < <(grep -E "^consumer-$profile(-[0-9]+)?\$" <<<"$services" | sort)
+if ! grep -qx "$producer" <<<"$services" || ((${#consumers[@]} == 0)); then
+	echo "usage: $0 [PROFILE]: profile $profile has no services $producer and consumer-$profile" >&2
 	exit 2
 fi
+# The consumer killed; in work pulling, the first of the workers.
+consumer=${consumers[0]}
+work=
+((${#consumers[@]} > 1)) && work=1
 
 cleanup() {
 	if [ "${DEMO_KEEP:-0}" = 1 ]; then
@@ -113,7 +124,10 @@ id_of() {
 # compose logs reads) joins a stdout line that reached the log in two parts
 # with a stderr line written between them; podman logs does not.
 received() {
-	"$engine" logs "$(id_of "$consumer")" 2>/dev/null | awk '/^[0-9]+ [0-9]+ x*$/ { print $1, $2 }'
+	local c
+	for c in "${consumers[@]}"; do
+		"$engine" logs "$(id_of "$c")" 2>/dev/null | awk '/^[0-9]+ [0-9]+ x*$/ { print $1, $2 }'
+	done
 }
 received_at_least() { (($(received | wc -l) >= $1)); }
 
@@ -145,7 +159,10 @@ healthy() {
 		state=$(inspect "$id" '{{.State.Status}}{{with .State.Health}}{{with .Status}} {{.}}{{end}}{{end}}')
 		[ "$state" = running ] || [ "$state" = "running healthy" ] || return 1
 	done
-	http "$producer" /readyz >/dev/null && http "$consumer" /readyz >/dev/null
+	http "$producer" /readyz >/dev/null || return 1
+	for id in "${consumers[@]}"; do
+		http "$id" /readyz >/dev/null || return 1
+	done
 }
 
 # delivering: the consumer has handed a message to its sink in this
@@ -179,13 +196,13 @@ kill_and_start() {
 trap cleanup EXIT
 restart_producer=
 durable && restart_producer=1
-say "profile $profile: about $target messages at $DEMO_RATE/s${restart_producer:+; the producer is durable, and is killed too}"
+say "profile $profile: about $target messages at $DEMO_RATE/s${work:+ to ${#consumers[@]} workers}${restart_producer:+; the producer is durable, and is killed too}"
 compose down --volumes --remove-orphans >/dev/null 2>&1 || true
 if [ "${DEMO_BUILD:-1}" = 1 ]; then compose up --detach --build; else compose up --detach --no-build; fi
 # up returns once the broker is healthy (the bridges wait for that); this
 # waits for the bridges to be connected too.
-wait_until 120 "every container to run and be healthy, and both bridges ready" healthy || exit 1
-say "every container runs, the broker is healthy, both bridges are ready"
+wait_until 120 "every container to run and be healthy, and every bridge ready" healthy || exit 1
+say "every container runs, the broker is healthy, every bridge is ready"
 
 stage=$((target / 3))
 wait_until 300 "the consumer to print $stage messages" received_at_least "$stage" || exit 1
@@ -228,7 +245,7 @@ read -r taken confirmed < <(compose logs --no-color --no-log-prefix "$producer" 
 # each message is the next one, or (after a restart) goes back to one
 # already printed, never forward past a missing one.
 tally() {
-	received | awk -v cut="$cut" -v want="${taken:-0}" -v quiet="${1:-}" '
+	received | awk -v cut="$cut" -v want="${taken:-0}" -v quiet="${1:-}${work}" '
 	{ num[NR] = $1; second[NR] = cut != "" && $2 >= cut; if (!second[NR] && $1 > first) first = $1 }
 	END {
 		for (r = 1; r <= NR; r++) {
@@ -253,6 +270,18 @@ received_all() {
 # confirms a message only after printing it; allow the log a moment to catch up.
 wait_until 30 "the consumer's log to show every message" received_all || true
 read -r total distinct missing skips outside rewinds first < <(tally)
+# In work pulling each worker prints its share, and every one must have
+# had some: the producer spreads the work.
+idle=0
+spread=
+if [ -n "$work" ]; then
+	for c in "${consumers[@]}"; do
+		n=$("$engine" logs "$(id_of "$c")" 2>/dev/null | grep -cE '^[0-9]+ [0-9]+ x*$' || true)
+		spread+="$c $n, "
+		((n > 0)) || idle=$((idle + 1))
+	done
+	skips=0 # the order across workers is not one stream's
+fi
 
 echo
 echo "carrier:                $profile"
@@ -260,11 +289,11 @@ echo "messages taken:         ${taken:-?} (producer: ${confirmed:-?} confirmed, 
 if [ -n "$restart_producer" ]; then
 	echo "                        $first by the first producer (it had taken $taken_before when read), $((${taken:-0} - first)) by the second"
 fi
-echo "lines printed:          $total"
+echo "lines printed:          $total${work:+ (${spread%, })}"
 echo "different messages:     $distinct"
 echo "printed twice or more:  $((total - distinct)) (redelivered after a kill: at least once)"
 echo "missing:                $missing"
-echo "out of order:           $skips"
+[ -n "$work" ] || echo "out of order:           $skips"
 echo "not taken:              $outside"
 echo "rewinds (restarts):     $rewinds"
 delivered=$(metric "$consumer" bridge_messages_delivered_total) || true
@@ -278,10 +307,14 @@ echo
 # second producer's last sequence number is the first's messages and its
 # own, so a message of the first that was lost at its end shows here.
 if [ -z "${taken:-}" ] || ((missing > 0 || skips > 0 || outside > 0 || first < taken_before)) ||
-	[ "$producer_status" != 0 ] || [ "$confirmed" != "$taken" ]; then
+	((idle > 0)) || [ "$producer_status" != 0 ] || [ "$confirmed" != "$taken" ]; then
 	say "the producer's log, the end:"
 	compose logs --no-color --no-log-prefix --tail 20 "$producer" >&2 || true
-	say "FAILED: not every message arrived in order, or the producer did not finish"
+	say "FAILED: not every message arrived${work:+ or a worker got none}${work:- in order}, or the producer did not finish"
 	exit 1
 fi
-say "OK: all $taken messages arrived, in order, across a SIGKILL of the consumer${restart_producer:+ and one of the producer}"
+if [ -n "$work" ]; then
+	say "OK: all $taken messages arrived across ${#consumers[@]} workers, every worker had some, across a SIGKILL of $consumer"
+else
+	say "OK: all $taken messages arrived, in order, across a SIGKILL of the consumer${restart_producer:+ and one of the producer}"
+fi

@@ -21,18 +21,34 @@ import (
 )
 
 // composeCarriers are the carrier profiles of docker-compose.yml and what
-// their two bridges, producer-<profile> and consumer-<profile>, must say.
+// their bridges must say: producer-<profile> and consumer-<profile>, or in
+// work pulling consumer-<profile>-1 to -<workers>.
 var composeCarriers = []struct {
 	profile, transport string
 	jetstream          bool
-	broker             string // the service both bridges wait for; "" for tcp
+	broker             string // the service every bridge waits for; "" for tcp
 	durable            bool   // the producer keeps its queue on a volume
+	workers            int    // work pulling with this many workers; 0: point to point
 }{
-	{"tcp", "tcp", false, "", false},
-	{"nats", "nats", false, "nats", false},
-	{"jetstream", "nats", true, "nats", false},
-	{"amqp", "amqp", false, "rabbitmq", true},
-	{"kafka", "kafka", false, "kafka", true},
+	{"tcp", "tcp", false, "", false, 0},
+	{"nats", "nats", false, "nats", false, 0},
+	{"jetstream", "nats", true, "nats", false, 0},
+	{"amqp", "amqp", false, "rabbitmq", true, 0},
+	{"kafka", "kafka", false, "kafka", true, 0},
+	{"work-pulling", "tcp", false, "", false, 3},
+}
+
+// composeConsumers names the consuming bridges of a profile, as
+// compose/demo-kill.sh finds them.
+func composeConsumers(profile string, workers int) []string {
+	if workers == 0 {
+		return []string{"consumer-" + profile}
+	}
+	names := make([]string, workers)
+	for i := range names {
+		names[i] = fmt.Sprintf("consumer-%s-%d", profile, i+1)
+	}
+	return names
 }
 
 // composeMonitoring is the profile that adds Prometheus and Grafana.
@@ -40,7 +56,7 @@ const composeMonitoring = "monitoring"
 
 // composeSameForBoth are the variables both ends of a stream must agree on.
 var composeSameForBoth = []string{
-	"BRIDGE_TRANSPORT", "BRIDGE_STREAM", "BRIDGE_PRODUCER_ID", "BRIDGE_SECRET",
+	"BRIDGE_TRANSPORT", "BRIDGE_MODE", "BRIDGE_TCP_LISTEN", "BRIDGE_STREAM", "BRIDGE_PRODUCER_ID", "BRIDGE_SECRET",
 	"BRIDGE_NATS_URL", "BRIDGE_NATS_JETSTREAM", "BRIDGE_NATS_PREFIX",
 	"BRIDGE_AMQP_URL", "BRIDGE_AMQP_QUEUE_PREFIX", "BRIDGE_AMQP_EXCHANGE",
 	"BRIDGE_KAFKA_BROKERS", "BRIDGE_KAFKA_TOPIC_PREFIX",

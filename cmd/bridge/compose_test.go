@@ -50,6 +50,7 @@ func TestComposeProfiles(t *testing.T) {
 
 	exposed := dockerfileExposed(t, root)
 	targets := prometheusTargets(t, root)
+	local := composeLocalServices(t, root)
 	published := map[string]string{} // host port -> service
 	streams := map[string]string{}   // stream -> profile
 	var reference map[string]any     // a bridge service without what may differ
@@ -74,18 +75,25 @@ func TestComposeProfiles(t *testing.T) {
 					ends[name] = s
 				}
 			}
-			producer, consumer := "producer-"+profile, "consumer-"+profile
-			if len(ends) != 2 || ends[producer].Build == nil || ends[consumer].Build == nil {
-				t.Fatalf("the bridges of profile %s are %v; want %s and %s", profile, slices.Sorted(maps.Keys(ends)), producer, consumer)
+			producer, consumers := "producer-"+profile, composeConsumers(profile, c.workers)
+			want := append([]string{producer}, consumers...)
+			if got := slices.Sorted(maps.Keys(ends)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+				t.Fatalf("the bridges of profile %s are %v; want %v", profile, got, want)
 			}
-			for _, role := range []string{"producer", "consumer"} {
-				name := role + "-" + profile
+			for _, name := range want {
+				role := "consumer"
+				if name == producer {
+					role = "producer"
+				}
 				s := ends[name]
 				checkComposeBridge(t, name, role, s, c.transport, c.jetstream)
 				checkComposeBroker(t, cfg, name, s, c.broker)
 				port := checkComposeHTTP(t, name, s, published, exposed)
 				if !slices.Contains(targets, name+":"+port) {
 					t.Errorf("compose/prometheus/prometheus.yml does not scrape %s:%s", name, port)
+				}
+				if _, ok := local[name]; !ok {
+					t.Errorf("docker-compose.local.yml does not build %s from the local images: make demo-test would pull its base images from a registry", name)
 				}
 				stripped := composeWithout(cfg.raw[name], composeMayDiffer...)
 				if reference == nil {
@@ -94,25 +102,29 @@ func TestComposeProfiles(t *testing.T) {
 					t.Errorf("%s is defined differently from %s in more than %v:\n%v\n%v", name, referenceName, composeMayDiffer, stripped, reference)
 				}
 			}
-			p, co := ends[producer], ends[consumer]
-			for _, v := range composeSameForBoth {
-				if p.env(v) != co.env(v) {
-					t.Errorf("%s has %s=%q but %s has %q: both ends of a stream need the same", producer, v, p.env(v), consumer, co.env(v))
+			p := ends[producer]
+			for _, consumer := range consumers {
+				co := ends[consumer]
+				for _, v := range composeSameForBoth {
+					if p.env(v) != co.env(v) {
+						t.Errorf("%s has %s=%q but %s has %q: both ends of a stream need the same", producer, v, p.env(v), consumer, co.env(v))
+					}
+				}
+				if sink := co.env("BRIDGE_SINK"); sink != "stdout" {
+					t.Errorf("%s: BRIDGE_SINK=%q; compose/demo-kill.sh counts the consumer's stdout", consumer, sink)
 				}
 			}
+			checkComposeMode(t, profile, c.workers, ends, consumers)
 			if other, dup := streams[p.env("BRIDGE_STREAM")]; dup {
 				t.Errorf("profiles %s and %s both use stream %q: run together, they would share queues and subjects", other, profile, p.env("BRIDGE_STREAM"))
 			}
 			streams[p.env("BRIDGE_STREAM")] = profile
 			if c.transport == "tcp" {
-				checkComposeTCP(t, producer, p, consumer, co)
+				checkComposeTCP(t, producer, ends)
 			}
 			checkComposeDurable(t, producer, p, c.durable)
 			if src := p.env("BRIDGE_SOURCE"); src != "generate" {
 				t.Errorf("%s: BRIDGE_SOURCE=%q; compose/demo-kill.sh needs generate", producer, src)
-			}
-			if sink := co.env("BRIDGE_SINK"); sink != "stdout" {
-				t.Errorf("%s: BRIDGE_SINK=%q; compose/demo-kill.sh counts the consumer's stdout", consumer, sink)
 			}
 		})
 	}
@@ -260,22 +272,77 @@ func checkComposeHTTP(t *testing.T, name string, s composeService, published map
 	return port
 }
 
-// checkComposeTCP checks that the consumer listens on every interface and
-// the producer dials it by its service name, with the same secret.
-func checkComposeTCP(t *testing.T, producer string, p composeService, consumer string, c composeService) {
+// checkComposeTCP checks that the listening end (the consumer, or the
+// producer with BRIDGE_TCP_LISTEN=producer, as in work pulling) listens on
+// every interface and every other bridge dials it by its service name, with
+// a secret.
+func checkComposeTCP(t *testing.T, producer string, ends map[string]composeService) {
 	t.Helper()
-	if l := c.env("BRIDGE_TCP_LISTEN"); l != "" && l != "consumer" {
-		t.Errorf("%s: BRIDGE_TCP_LISTEN=%s; the consumer is the listening end", consumer, l)
+	listener := ""
+	for name, s := range ends {
+		if (s.env("BRIDGE_TCP_LISTEN") == "producer") == (name == producer) {
+			if listener != "" {
+				t.Errorf("%s and %s both listen", listener, name)
+			}
+			listener = name
+		}
 	}
-	host, port, err := net.SplitHostPort(c.env("BRIDGE_TCP_ADDR"))
+	if listener == "" {
+		t.Fatalf("no bridge of %v listens", slices.Sorted(maps.Keys(ends)))
+	}
+	host, port, err := net.SplitHostPort(ends[listener].env("BRIDGE_TCP_ADDR"))
 	if err != nil || (host != "0.0.0.0" && host != "") {
-		t.Errorf("%s: BRIDGE_TCP_ADDR=%q; a listener in a container listens on 0.0.0.0", consumer, c.env("BRIDGE_TCP_ADDR"))
+		t.Errorf("%s: BRIDGE_TCP_ADDR=%q; a listener in a container listens on 0.0.0.0", listener, ends[listener].env("BRIDGE_TCP_ADDR"))
 	}
-	if want := net.JoinHostPort(consumer, port); p.env("BRIDGE_TCP_ADDR") != want {
-		t.Errorf("%s: BRIDGE_TCP_ADDR=%q; want %s", producer, p.env("BRIDGE_TCP_ADDR"), want)
+	for name, s := range ends {
+		if s.env("BRIDGE_SECRET") == "" {
+			t.Errorf("%s: no BRIDGE_SECRET", name)
+		}
+		if want := net.JoinHostPort(listener, port); name != listener && s.env("BRIDGE_TCP_ADDR") != want {
+			t.Errorf("%s: BRIDGE_TCP_ADDR=%q; want %s", name, s.env("BRIDGE_TCP_ADDR"), want)
+		}
 	}
-	if p.env("BRIDGE_SECRET") == "" {
-		t.Errorf("%s: no BRIDGE_SECRET", producer)
+}
+
+// composeLocalServices reads the services docker-compose.local.yml
+// overrides.
+func composeLocalServices(t *testing.T, root string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "docker-compose.local.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var local struct{ Services map[string]any }
+	if err := yaml.Unmarshal(b, &local); err != nil {
+		t.Fatalf("docker-compose.local.yml: %v", err)
+	}
+	return local.Services
+}
+
+// checkComposeMode checks the delivery mode: point to point by default, and
+// in a work-pulling profile every bridge says so and each worker has an ID
+// of its own, which the producer's per-worker metrics are labelled with.
+func checkComposeMode(t *testing.T, profile string, workers int, ends map[string]composeService, consumers []string) {
+	t.Helper()
+	for name, s := range ends {
+		mode := s.env("BRIDGE_MODE")
+		if workers == 0 && mode != "" && mode != "point-to-point" {
+			t.Errorf("%s: BRIDGE_MODE=%q in point-to-point profile %s", name, mode, profile)
+		}
+		if workers > 0 && mode != "work-pulling" {
+			t.Errorf("%s: BRIDGE_MODE=%q; profile %s is work pulling", name, mode, profile)
+		}
+	}
+	ids := map[string]string{}
+	for _, name := range consumers {
+		id := ends[name].env("BRIDGE_WORKER_ID")
+		if workers > 0 && id == "" {
+			t.Errorf("%s has no BRIDGE_WORKER_ID: its metrics would be labelled with a container's host name", name)
+		}
+		if other, dup := ids[id]; dup && id != "" {
+			t.Errorf("%s and %s are both worker %q", other, name, id)
+		}
+		ids[id] = name
 	}
 }
 
