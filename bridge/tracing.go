@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -43,6 +44,15 @@ type tracer struct {
 	attrs              []attribute.KeyValue
 	sendName, procName string
 	propagator         propagation.TraceContext
+	// sendOpts and procOpts are the spans' start options, made once: each
+	// option made per span is an allocation.
+	sendOpts, procOpts []trace.SpanStartOption
+	// rootBound, with rootKnown, is the sampler's decision for a root span
+	// as TraceIDRatioBased takes it: sampled when the trace ID's low half,
+	// big-endian, shifted right by one, is below it. presample then draws
+	// that half first and drops a root span for one random number.
+	rootBound uint64
+	rootKnown bool
 }
 
 // The spans' attributes beside the stream's and the carrier's.
@@ -61,7 +71,7 @@ func newTracer(tp trace.TracerProvider, cfg *Config) *tracer {
 	if tp == nil {
 		return nil
 	}
-	return &tracer{
+	tr := &tracer{
 		t: tp.Tracer(tracerName),
 		attrs: []attribute.KeyValue{
 			attribute.String("messaging.system", "bridge"),
@@ -71,6 +81,34 @@ func newTracer(tp trace.TracerProvider, cfg *Config) *tracer {
 		sendName: "send " + cfg.Stream,
 		procName: "process " + cfg.Stream,
 	}
+	tr.sendOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(tr.attrs...)}
+	tr.procOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(tr.attrs...)}
+	return tr
+}
+
+// rootBound returns the bound (see tracer.rootBound) by which sampler
+// decides a root span, when it is one of the SDK's the service makes
+// (TracingConfig's), which describe themselves as the specification says:
+// "AlwaysOnSampler", "AlwaysOffSampler", "TraceIDRatioBased{share}", or
+// "ParentBased{root:...,...}" around one of those. false for any other.
+func rootBound(sampler sdktrace.Sampler) (uint64, bool) {
+	d := sampler.Description()
+	if rest, ok := strings.CutPrefix(d, "ParentBased{root:"); ok {
+		d, _, _ = strings.Cut(rest, ",")
+	}
+	switch d {
+	case "AlwaysOnSampler", "TraceIDRatioBased{1}":
+		return 1 << 63, true
+	case "AlwaysOffSampler", "TraceIDRatioBased{0}":
+		return 0, true
+	}
+	if share, ok := strings.CutPrefix(d, "TraceIDRatioBased{"); ok {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(share, "}"), 64)
+		if err == nil && f > 0 && f < 1 {
+			return uint64(f * (1 << 63)), true // as the SDK computes it
+		}
+	}
+	return 0, false
 }
 
 // produce starts the producer span of a message with headers hs, a child
@@ -88,7 +126,7 @@ func (tr *tracer) produce(ctx context.Context, hs delivery.Headers) (trace.Span,
 	if ctx, drop = tr.presample(ctx, tr.sendName, trace.SpanKindProducer); drop {
 		return nil, hs
 	}
-	ctx, span := tr.t.Start(ctx, tr.sendName, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(tr.attrs...))
+	ctx, span := tr.t.Start(ctx, tr.sendName, tr.sendOpts...)
 	if !span.IsRecording() {
 		return nil, hs
 	}
@@ -139,11 +177,11 @@ func (tr *tracer) process(d *delivery.Delivery[[]byte]) trace.Span {
 	if _, drop := tr.presample(parent, tr.procName, trace.SpanKindConsumer); drop {
 		return nil
 	}
-	ctx, span := tr.t.Start(parent, tr.procName, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(tr.attrs...),
-		trace.WithAttributes(attrSeqNr.Int64(int64(d.SeqNr)), attrProducer.String(d.ProducerID)))
+	ctx, span := tr.t.Start(parent, tr.procName, tr.procOpts...)
 	if !span.IsRecording() {
 		return nil
 	}
+	span.SetAttributes(attrSeqNr.Int64(int64(d.SeqNr)), attrProducer.String(d.ProducerID))
 	d.Headers = tr.inject(ctx, slices.Clone(d.Headers))
 	return span
 }
@@ -171,6 +209,19 @@ func (tr *tracer) presample(ctx context.Context, name string, kind trace.SpanKin
 	}
 	p := sdktrace.SamplingParameters{ParentContext: ctx, Name: name, Kind: kind}
 	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() && tr.rootKnown {
+		lo := rand.Uint64()
+		if lo>>1 >= tr.rootBound {
+			return ctx, true
+		}
+		var id trace.TraceID
+		binary.BigEndian.PutUint64(id[8:], lo)
+		binary.LittleEndian.PutUint64(id[:8], rand.Uint64())
+		for !id.IsValid() {
+			binary.LittleEndian.PutUint64(id[:8], rand.Uint64())
+		}
+		return context.WithValue(ctx, traceIDKey{}, id), false
+	}
 	if sc.IsValid() {
 		p.TraceID = sc.TraceID()
 	} else {
@@ -230,6 +281,7 @@ func newSDKTracer(sampler sdktrace.Sampler, exp sdktrace.SpanExporter, res *reso
 	tp := sdktrace.NewTracerProvider(opts...)
 	tr := newTracer(tp, cfg)
 	tr.sampler = sampler
+	tr.rootBound, tr.rootKnown = rootBound(sampler)
 	return tp, tr
 }
 

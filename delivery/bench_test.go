@@ -1,6 +1,8 @@
 package delivery_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/bridge-mq/bridge/adapters/adaptertest"
@@ -17,7 +19,22 @@ func BenchmarkDelivery128B(b *testing.B) { benchDelivery(b, 128) }
 
 func BenchmarkDelivery64KiB(b *testing.B) { benchDelivery(b, 64<<10) }
 
-func benchDelivery(b *testing.B, size int) {
+// BenchmarkDelivery128BHeaders is BenchmarkDelivery128B with the bench's
+// three headers of 32 bytes on every message: its ratio against
+// BenchmarkDelivery128B's is what headers cost.
+func BenchmarkDelivery128BHeaders(b *testing.B) { benchDelivery(b, 128, benchHeaders()...) }
+
+// benchHeaders are bridge bench's: three of 32 bytes, name and value.
+func benchHeaders() delivery.Headers {
+	var h delivery.Headers
+	for i := range 3 {
+		name := fmt.Sprintf("bridge-meta-h%d", i)
+		h = append(h, delivery.Header{Name: name, Value: strings.Repeat("v", 32-len(name))})
+	}
+	return h
+}
+
+func benchDelivery(b *testing.B, size int, headers ...delivery.Header) {
 	payload := make([]byte, size)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
@@ -30,7 +47,7 @@ func benchDelivery(b *testing.B, size int) {
 	s := adaptertest.NewBenchStream(b, pipe.Producer(), pipe.Consumer(), delivery.ProducerSettings{}, delivery.ConsumerSettings{})
 	defer s.Close()
 	b.StartTimer()
-	reliable := s.Rate(b.N, payload)
+	reliable := s.RateWithHeaders(b.N, payload, headers)
 	b.StopTimer()
 	adaptertest.ReportRates(b, reliable, raw)
 }

@@ -87,49 +87,45 @@ func encodeHeaders(h Headers) ([]byte, error) {
 	dst = binary.AppendUvarint(dst, uint64(len(h)))
 	for _, x := range h {
 		dst = binary.AppendUvarint(dst, uint64(len(x.Name)))
-		at := len(dst)
-		dst = append(dst, x.Name...)
-		for i, c := range dst[at:] {
-			if 'A' <= c && c <= 'Z' {
-				dst[at+i] = c + 'a' - 'A'
-			}
-		}
+		dst = appendLower(dst, x.Name)
 		dst = binary.AppendUvarint(dst, uint64(len(x.Value)))
 		dst = append(dst, x.Value...)
 	}
 	return dst, nil
 }
 
+// appendLower appends name, checked ASCII, in lower case.
+func appendLower(dst []byte, name string) []byte {
+	i := 0
+	for ; i+8 <= len(name); i += 8 {
+		dst = binary.LittleEndian.AppendUint64(dst, lowerWord(load8(name, i)))
+	}
+	for _, c := range []byte(name[i:]) {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
 // checkHeader checks a name and a value, as Send is given them or as they
 // come off the wire (validUTF8 is utf8.ValidString or utf8.Valid),
-// allocating nothing. Headers ride every message, so it looks at eight
-// bytes at a time, and at each byte only in a word that holds one out of
-// the plain range (a tab, a byte outside ASCII, a bad one).
+// allocating nothing. Headers ride every message and the consumer checks
+// them on its frame reader's path, so it looks at eight bytes at a time
+// (the last word overlapping the one before it rather than byte by byte),
+// and at each byte only in a word that holds one out of the plain range (a
+// tab, a byte outside ASCII, a bad one).
 func checkHeader[S string | []byte](name, value S, validUTF8 func(S) bool) *HeaderError {
 	if len(name) == 0 || len(name) > MaxHeaderName {
 		return &HeaderError{Reason: fmt.Sprintf("a name is 1 to %d bytes", MaxHeaderName)}
 	}
-	for i := 0; i < len(name); i += 8 {
-		if i+8 <= len(name) && plainWord(load8(name, i), '!', true) {
-			continue
-		}
-		for _, c := range []byte(name[i:min(i+8, len(name))]) {
-			if c <= ' ' || c >= 0x7f || c == ':' {
-				return &HeaderError{Reason: "a name is printable ASCII without spaces or ':'"}
-			}
-		}
+	if !plainName(name) {
+		return &HeaderError{Reason: "a name is printable ASCII without spaces or ':'"}
 	}
-	ascii := true
-	for i := 0; i < len(value); i += 8 {
-		if i+8 <= len(value) && plainWord(load8(value, i), ' ', false) {
-			continue
-		}
-		for _, c := range []byte(value[i:min(i+8, len(value))]) {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return &HeaderError{Reason: "the value holds a control character"}
-			}
-			ascii = ascii && c < 0x80
-		}
+	ascii, ok := plainValue(value)
+	if !ok {
+		return &HeaderError{Reason: "the value holds a control character"}
 	}
 	if !ascii && !validUTF8(value) {
 		return &HeaderError{Reason: "the value is not UTF-8"}
@@ -137,23 +133,67 @@ func checkHeader[S string | []byte](name, value S, validUTF8 func(S) bool) *Head
 	return nil
 }
 
+// plainName reports whether every byte of name is printable ASCII other
+// than space and ':'.
+func plainName[S string | []byte](name S) bool {
+	n := len(name)
+	if n < 8 {
+		for i := range n {
+			if c := name[i]; c <= ' ' || c >= 0x7f || c == ':' {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; ; i += 8 {
+		i = min(i, n-8)
+		x := load8(name, i)
+		if x&msbs != 0 || less(x, '!')|(x+lsbs)&msbs|less(x^(lsbs*':'), 1) != 0 {
+			return false
+		}
+		if i == n-8 {
+			return true
+		}
+	}
+}
+
+// plainValue reports whether value holds no control character but tab,
+// and whether it is all ASCII.
+func plainValue[S string | []byte](value S) (ascii, ok bool) {
+	ascii = true
+	for i := 0; i < len(value); i += 8 {
+		if i+8 > len(value) && i > 0 {
+			i = len(value) - 8 // the last word overlaps the one before it
+		}
+		if i+8 <= len(value) {
+			if x := load8(value, i); x&msbs == 0 && less(x, ' ')|(x+lsbs)&msbs == 0 {
+				continue
+			}
+		}
+		for _, c := range []byte(value[i:min(i+8, len(value))]) {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return false, false
+			}
+			ascii = ascii && c < 0x80
+		}
+	}
+	return ascii, true
+}
+
 const (
 	lsbs = 0x0101010101010101
 	msbs = 0x8080808080808080
 )
 
-// plainWord reports whether the eight bytes of x are all ASCII, none
-// below low or DEL, and, with noColon, none ':'.
-func plainWord(x uint64, low byte, noColon bool) bool {
-	if x&msbs != 0 {
-		return false
-	}
-	less := func(x uint64, n byte) uint64 { return (x - lsbs*uint64(n)) & ^x & msbs } // a byte < n, all bytes < 0x80
-	bad := less(x, low) | less(x^(lsbs*0x7f), 1)
-	if noColon {
-		bad |= less(x^(lsbs*':'), 1)
-	}
-	return bad == 0
+// less has the high bit of a byte set where a byte of x is below n, for x
+// of ASCII bytes and n at most 0x80 (any set bit is exact; which byte it
+// marks may not be). (x+lsbs)&msbs, likewise, marks a DEL.
+func less(x uint64, n byte) uint64 { return (x - lsbs*uint64(n)) & ^x & msbs }
+
+// lowerWord is x, eight ASCII bytes, with A to Z in lower case.
+func lowerWord(x uint64) uint64 {
+	upper := (x + lsbs*(0x80-'A')) & ^(x + lsbs*(0x80-'Z'-1)) & msbs
+	return x | upper>>2
 }
 
 // load8 reads s[i:i+8] as a little-endian word.

@@ -46,10 +46,23 @@ func NewBenchStream(tb testing.TB, producerLink, consumerLink delivery.Link, ps 
 // receipt.
 func (s *BenchStream) Rate(n int, payload []byte) float64 {
 	s.tb.Helper()
+	return s.RateWithHeaders(n, payload, nil)
+}
+
+// RateWithHeaders is Rate with headers h on every message (through
+// SendMessage; none, through Send).
+func (s *BenchStream) RateWithHeaders(n int, payload []byte, h delivery.Headers) float64 {
+	s.tb.Helper()
 	start := time.Now()
 	go func() {
 		for range n {
-			if _, err := s.producer.Send(s.ctx, payload); err != nil {
+			var err error
+			if h == nil {
+				_, err = s.producer.Send(s.ctx, payload)
+			} else {
+				_, _, err = s.producer.SendMessage(s.ctx, delivery.Outgoing[[]byte]{Message: payload, Headers: h})
+			}
+			if err != nil {
 				return
 			}
 		}
