@@ -63,7 +63,11 @@ func natsQueueGroupPipe(url string, opts []natsgo.Option, subject string, worker
 		}
 	}
 	p.send = func(_ context.Context, msg []byte) error { return pub.Publish(subject, msg) }
-	p.flush = func(ctx context.Context) error { return pub.FlushWithContext(ctx) }
+	p.flush = func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute) // nats.go asks for a deadline
+		defer cancel()
+		return pub.FlushWithContext(ctx)
+	}
 	p.kill = func() { conns[1].Close() }
 	return p, nil
 }
