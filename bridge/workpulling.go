@@ -183,3 +183,11 @@ func (statusLink) Receive(context.Context) (delivery.Frame, error) {
 	return delivery.Frame{}, delivery.ErrLinkClosed
 }
 func (statusLink) Close() error { return nil }
+
+// StreamOpener is the opener of links the service's work-pulling ends use
+// on car: every stream sealed under its own name when cfg has a secret.
+// The bench's work-pulling scenario opens its producer and workers with it,
+// as `bridge run` does.
+func StreamOpener(car *Carrier, cfg *Config, log *slog.Logger) delivery.LinkOpener {
+	return newLinkOpener(car, cfg, log)
+}

@@ -21,6 +21,11 @@ func describeBench(b *Config) report.About {
 	if b.MaxBytes > 0 {
 		count += fmt.Sprintf(" (at most %s)", bytesText(b.MaxBytes))
 	}
+	if b.Scenario == scenarioWorkPulling {
+		return report.About{Date: time.Now().Format("2006-01-02"), Machine: describeMachine(), Workload: fmt.Sprintf(
+			"work pulling: %d messages of %s per pass shared by %s workers, each spending %s on every message, window (prefetch) %d per worker; then %s",
+			b.Count, report.SizeText(b.Size[0]), intsText(b.Workers), b.SinkCost, b.Window, killText(b))}
+	}
 	workload := fmt.Sprintf("%s, %s, in %d rounds, window %d", count, rate, b.Rounds, b.Window)
 	if b.Durable {
 		workload += ", also with the durable queue"
@@ -81,4 +86,21 @@ func procField(path, name string) string {
 		}
 	}
 	return ""
+}
+
+func intsText(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// killText says what the kill pass does.
+func killText(b *Config) string {
+	n, workers, killAt, ok := workPlan{count: b.Count, workers: b.Workers}.killPass()
+	if !ok {
+		return "no kill pass (it needs 2 workers or more)"
+	}
+	return fmt.Sprintf("%d messages over %d workers, worker 0 killed once %d are in", n, workers, killAt)
 }

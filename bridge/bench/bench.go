@@ -34,7 +34,11 @@ func Run(ctx context.Context, svc bridge.Config, b Config, env bridge.Env) error
 	about := describeBench(&b)
 	prog := newProgress(env.Stderr)
 	fmt.Fprintf(env.Stderr, "bridge bench: %s over %s; sizes %s\n", about.Workload, strings.Join(b.Transports, ", "), sizesText(b.Size))
-	rows, runErr := runAll(ctx, svc, b, env.Log, prog)
+	run := runAll
+	if b.Scenario == scenarioWorkPulling {
+		run = runWorkPulling
+	}
+	rows, runErr := run(ctx, svc, b, env.Log, prog)
 	prog.finish()
 	report.SetRatios(rows)
 	var err error

@@ -3,11 +3,13 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bridge-mq/bridge/bridge"
 	"github.com/bridge-mq/bridge/delivery"
@@ -31,7 +33,12 @@ type Config struct {
 	Rounds      int     `envconfig:"BENCH_ROUNDS" default:"2" desc:"bench: each run is split into this many rounds, the modes taking turns on the same broker, so a change in the machine's load weighs on all of them alike"`
 	Format      string  `envconfig:"BENCH_FORMAT" default:"table" desc:"bench: output on stdout, table or json"`
 	Report      string  `envconfig:"BENCH_REPORT" desc:"bench: also write a self-contained HTML report with charts to this file"`
-	KafkaLabel  string  `envconfig:"BENCH_KAFKA_LABEL" desc:"bench: what the Kafka at BRIDGE_KAFKA_BROKERS is, shown in every output (default: its cluster ID; kfake, the test broker, is always labelled as one)"`
+	// Scenario, Workers and SinkCost choose and shape the work-pulling
+	// scenario (see runWorkPulling).
+	Scenario   string        `envconfig:"BENCH_SCENARIO" default:"point-to-point" desc:"bench: point-to-point (one producer, one consumer: raw against reliable), or work-pulling (one producer, BRIDGE_BENCH_WORKERS workers each spending BRIDGE_BENCH_SINK_COST on every message: the protocol's work pulling against the broker's own competing consumers, then a short pass with a worker killed; one size; set BRIDGE_BENCH_COUNT to a few thousand, a worker handles about 1000 msgs/s at 1ms)"`
+	Workers    []int         `envconfig:"BENCH_WORKERS" default:"1,2,4" desc:"bench, work-pulling: the counts of workers, comma-separated, each from 1 to BRIDGE_MAX_WORKERS; the kill pass runs with the largest, when it is 2 or more"`
+	SinkCost   time.Duration `envconfig:"BENCH_SINK_COST" default:"1ms" desc:"bench, work-pulling: what each message costs a worker, slept before it acknowledges it, 0 to 1s"`
+	KafkaLabel string        `envconfig:"BENCH_KAFKA_LABEL" desc:"bench: what the Kafka at BRIDGE_KAFKA_BROKERS is, shown in every output (default: its cluster ID; kfake, the test broker, is always labelled as one)"`
 }
 
 // The message sizes the bench takes. A message holds its number and the
@@ -105,6 +112,7 @@ func (b *Config) Validate(svc *bridge.Config) error {
 	if b.Rate < 0 {
 		fail("BENCH_RATE", strconv.FormatFloat(b.Rate, 'g', -1, 64), "must not be negative (0: as fast as possible)")
 	}
+	b.validateScenario(svc, fail)
 	if b.Format != "table" && b.Format != "json" {
 		fail("BENCH_FORMAT", b.Format, "must be one of table, json")
 	}
@@ -135,4 +143,50 @@ func defaultTransports(svc *bridge.Config) []string {
 		}
 	}
 	return names
+}
+
+// The scenarios of BRIDGE_BENCH_SCENARIO.
+const (
+	scenarioPointToPoint = "point-to-point"
+	scenarioWorkPulling  = "work-pulling"
+)
+
+// validateScenario checks BRIDGE_BENCH_SCENARIO and, for work pulling, its
+// settings, refusing the point-to-point modes' that it does not run.
+func (b *Config) validateScenario(svc *bridge.Config, fail func(name, value, reason string)) {
+	switch b.Scenario {
+	case scenarioPointToPoint:
+		return
+	case scenarioWorkPulling:
+	default:
+		fail("BENCH_SCENARIO", b.Scenario, "must be one of point-to-point, work-pulling")
+		return
+	}
+	if len(b.Workers) == 0 {
+		fail("BENCH_WORKERS", "", "at least one count of workers")
+	}
+	for i, n := range b.Workers {
+		switch {
+		case n < 1 || n > svc.MaxWorkers:
+			fail("BENCH_WORKERS", strconv.Itoa(n), "each must be from 1 to BRIDGE_MAX_WORKERS ("+strconv.Itoa(svc.MaxWorkers)+")")
+		case slices.Contains(b.Workers[:i], n):
+			fail("BENCH_WORKERS", strconv.Itoa(n), "listed twice")
+		}
+	}
+	if b.SinkCost < 0 || b.SinkCost > time.Second {
+		fail("BENCH_SINK_COST", b.SinkCost.String(), "must be from 0 to 1s")
+	}
+	if len(b.Size) > 1 {
+		fail("BENCH_SIZE", fmt.Sprint(b.Size), "one size with BRIDGE_BENCH_SCENARIO=work-pulling")
+	}
+	if b.Count < 4 {
+		fail("BENCH_COUNT", strconv.Itoa(b.Count), "at least 4 with BRIDGE_BENCH_SCENARIO=work-pulling")
+	}
+	only := map[string]bool{"BENCH_DURABLE": b.Durable, "BENCH_SEALED": b.Sealed, "BENCH_HEADERS": b.Headers,
+		"BENCH_TRACE_SAMPLE": b.TraceSample > 0, "BENCH_RATE": b.Rate > 0}
+	for _, name := range slices.Sorted(maps.Keys(only)) {
+		if only[name] {
+			fail(name, "", "point-to-point only: not with BRIDGE_BENCH_SCENARIO=work-pulling")
+		}
+	}
 }

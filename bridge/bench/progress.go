@@ -27,10 +27,25 @@ func newProgress(w io.Writer) *progress {
 
 // follow shows m's round, which started at start, until stop is called.
 func (p *progress) follow(label string, m *modeRun, start time.Time) (stop func()) {
-	base := m.tally.Distinct()
-	total := m.tally.Count()
+	total := int64(m.tally.Count())
+	return p.followCounts(label, func() (int64, int64) { return m.tally.Distinct(), total }, start)
+}
+
+// followWork shows a work-pulling pass, which started at start, until stop
+// is called.
+func (p *progress) followWork(label string, t *workTally, start time.Time) (stop func()) {
+	return p.followCounts(label, func() (int64, int64) {
+		got, _, _, _ := t.snapshot()
+		return int64(got), int64(t.target)
+	}, start)
+}
+
+// followCounts shows what counts says (messages in, of how many) until
+// stop is called.
+func (p *progress) followCounts(label string, counts func() (got, total int64), start time.Time) (stop func()) {
+	base, _ := counts()
 	line := func() {
-		got := m.tally.Distinct()
+		got, total := counts()
 		rate := float64(got-base) / max(time.Since(start).Seconds(), 1e-6)
 		text := fmt.Sprintf("bench %s: %d/%d messages in, %.0f msgs/s", label, got, total, rate)
 		if p.tty {

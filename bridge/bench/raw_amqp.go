@@ -48,6 +48,7 @@ func amqpTarget(ctx context.Context, cfg bridge.Config, _ Config, log *slog.Logg
 	t.raw = func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error) {
 		return rawAMQPPipe(dial, prefix+stream+".raw", prefetch, log, deliver)
 	}
+	t.competing = amqpCompeting(dial, prefix, cfg.Window, log)
 	return t, nil
 }
 

@@ -58,6 +58,7 @@ func kafkaTarget(ctx context.Context, cfg bridge.Config, b Config, log *slog.Log
 	}
 	prefix := strings.TrimSuffix(cfg.KafkaTopicPrefix, ".") + "."
 	dialer := &kafkago.Dialer{TLS: tlsCfg, SASLMechanism: mechanism, Timeout: 10 * time.Second, DualStack: true}
+	t.competing = kafkaGroup(admin, transport, dialer, kcfg.Brokers, prefix, cfg.WorkerTimeout, log)
 	t.raw = func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error) {
 		return rawKafkaPipe(ctx, admin, transport, dialer, kcfg.Brokers, prefix+stream+".raw", size, log, deliver)
 	}

@@ -62,12 +62,14 @@ func openNATSTarget(ctx context.Context, cfg bridge.Config, js bool, log *slog.L
 	}
 	prefix := t.cfg.NATSPrefix
 	if !js {
+		t.competing = natsQueueGroup(url, opts)
 		t.client = "nats.go core publish and subscribe, a message per publish"
 		t.raw = func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error) {
 			return rawNATSCorePipe(url, opts, prefix+"."+stream+".raw", log, deliver)
 		}
 		return t, nil
 	}
+	t.competing = jetStreamShared(url, opts, cfg.Window, cfg.WorkerTimeout, log)
 	t.client = "nats.go JetStream: asynchronous publishes, each acknowledged; a pull consumer acking each message"
 	t.raw = func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error) {
 		return rawJetStreamPipe(ctx, url, opts, prefix+"_"+stream, prefix+"."+stream+".raw", log, deliver)

@@ -19,8 +19,11 @@ type target struct {
 	cfg    bridge.Config // the service's configuration of this transport
 	car    *bridge.Carrier
 	// raw opens the raw mode's pipe on a stream of its own.
-	raw     func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error)
-	closers []func() // undone by close, last first
+	raw func(ctx context.Context, stream string, size int, deliver deliverFunc) (*pipe, error)
+	// competing is the broker's own competing consumers, the work-pulling
+	// scenario's baseline; nil where there is no broker (tcp).
+	competing *workMechanism
+	closers   []func() // undone by close, last first
 }
 
 func (t *target) onClose(f func()) { t.closers = append(t.closers, f) }

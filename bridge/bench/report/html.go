@@ -20,6 +20,8 @@ type reportPage struct {
 	Rows        []Row
 	Transports  []reportTransport
 	SealedCosts string // see sealedCosts
+	// Work is the work-pulling scenario's chart; its rows are in Rows.
+	Work template.HTML
 }
 
 type reportSize struct {
@@ -75,10 +77,20 @@ td.text, th.text { text-align: left; }
 <h1>bridge bench</h1>
 <p class="about">{{.About.Date}} · {{.About.Machine}}<br>{{.About.Workload}}</p>
 <section id="charts">
-{{range .Charts}}<figure class="throughput">{{.Throughput}}</figure>
+{{if .Work}}<figure class="work">{{.Work}}</figure>
+{{end}}{{range .Charts}}<figure class="throughput">{{.Throughput}}</figure>
 <figure class="latency">{{.Latency}}</figure>
 {{end}}</section>
-<h2>Carriers</h2>
+{{if .Work}}<h2>Work pulling</h2>
+<table id="work">
+<tr><th class="text">transport</th><th class="text">mode</th><th>workers</th><th>killed</th><th>msgs/s</th><th>scaling</th><th>p50 ms</th><th>p99 ms</th><th>resends</th><th>dups</th><th>lost</th><th>out of order</th><th class="text">ordering</th><th>ratio</th></tr>
+{{range .Rows}}<tr><td class="text">{{.Transport}}</td><td class="text">{{.Mode}}</td><td>{{.Workers}}</td><td>{{.Killed}}</td><td>{{thousands .MsgsPerSec}}</td><td>{{opt .Scaling "%.2fx"}}</td><td>{{ms .P50ms}}</td><td>{{ms .P99ms}}</td><td>{{optInt .Resends}}</td><td>{{.Duplicates}}</td><td>{{.Lost}}</td><td>{{.OutOfOrder}}</td><td class="text">{{.Ordering}}</td><td>{{opt .Ratio "%.2f"}}</td></tr>
+{{end}}</table>
+<ul id="mechanisms">
+{{range .Transports}}<li><b>{{.Name}}</b> on {{.Broker}}: {{.Client}}.{{if .Note}} <span class="note">Note: {{.Note}}.</span>{{end}}</li>
+{{end}}</ul>
+<p>Scaling: messages per second over the same mechanism's with one worker. Ratio: work pulling's over the broker's competing consumers' with as many workers (tcp's over amqp's). Killed 1: a short pass in which worker 0 is killed once a quarter of the messages are in; its duplicates and lost are the kill's.</p>
+{{else}}<h2>Carriers</h2>
 <ul id="carriers">
 {{range .Transports}}<li><b>{{.Name}}</b> on {{.Broker}}. Raw: {{.Client}}.{{if .Note}} <span class="note">Note: {{.Note}}.</span>{{end}}</li>
 {{end}}</ul>
@@ -92,7 +104,7 @@ CPU is this process's (an embedded NATS server's included, a broker in another p
 <tr><th class="text">transport</th><th>size</th><th class="text">mode</th><th>msgs/s</th><th>MB/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th><th>CPU s</th><th>CPU ns/msg</th><th>heap MB</th><th>resends</th><th>dups</th><th>lost</th><th>ratio</th></tr>
 {{range .Rows}}<tr><td class="text">{{.Transport}}</td><td>{{size .Size}}</td><td class="text">{{.Mode}}</td><td>{{thousands .MsgsPerSec}}</td><td>{{printf "%.1f" .MBPerSec}}</td><td>{{ms .P50ms}}</td><td>{{ms .P90ms}}</td><td>{{ms .P99ms}}</td><td>{{ms .MaxMs}}</td><td>{{opt .CPUSeconds "%.2f"}}</td><td>{{opt .CPUNsPerMsg "%.0f"}}</td><td>{{printf "%.1f" .PeakHeapMB}}</td><td>{{optInt .Resends}}</td><td>{{.Duplicates}}</td><td>{{.Lost}}</td><td>{{opt .Ratio "%.2f"}}</td></tr>
 {{end}}</table>
-</body>
+{{end}}</body>
 </html>
 `))
 
@@ -100,6 +112,16 @@ CPU is this process's (an embedded NATS server's included, a broker in another p
 // inline (see the comment above reportPage).
 func WriteHTML(w io.Writer, rows []Row, about About) error {
 	page := reportPage{About: about, Rows: rows, SealedCosts: sealedCosts(rows)}
+	if workRows(rows) {
+		page.Work = template.HTML(workChart(rows)) // built from escaped text only
+		for _, r := range rows {
+			name := r.Transport + " " + r.Mode
+			if !slices.ContainsFunc(page.Transports, func(t reportTransport) bool { return t.Name == name }) {
+				page.Transports = append(page.Transports, reportTransport{Name: name, Broker: r.Broker, Client: r.Client, Note: r.Note})
+			}
+		}
+		return reportTemplate.Execute(w, page)
+	}
 	var sizes []int
 	for _, r := range rows {
 		if !slices.Contains(sizes, r.Size) {

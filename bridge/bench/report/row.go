@@ -19,6 +19,18 @@ const (
 	Sealed   = "sealed"   // the protocol with sealed frames (BRIDGE_SECRET)
 	Headers  = "headers"  // the protocol, each message with three headers of 32 bytes
 	Traced   = "traced"   // the protocol traced with OpenTelemetry, a share of messages sampled
+
+	// The work-pulling scenario's: the protocol's work pulling, and the
+	// broker's own competing consumers on the same broker.
+	WorkPulling = "work-pulling"
+	Competing   = "competing"
+)
+
+// The orderings a work-sharing mechanism gives, as Row.Ordering says them.
+const (
+	PerWorker = "per worker" // what one worker gets comes in the order sent
+	PerKey    = "per key"    // in order within a key (a Kafka partition)
+	NoOrder   = "none"
 )
 
 // About says when a bench ran, on what machine, with what workload:
@@ -67,6 +79,17 @@ type Row struct {
 	SealedRatio *float64 `json:"sealed_ratio"`
 	Note        string   `json:"note"` // a caveat about the broker, "" for none
 
+	// The work-pulling scenario's (BRIDGE_BENCH_SCENARIO=work-pulling);
+	// zero in the point-to-point rows. Ratio is then the row's msgs/s over
+	// the broker's competing consumers' (tcp's: over RabbitMQ's), same
+	// workers.
+	Workers    int      `json:"workers"`      // workers sharing the messages
+	SinkCostMs float64  `json:"sink_cost_ms"` // what each message costs a worker
+	Scaling    *float64 `json:"scaling"`      // msgs/s over the same mechanism's with one worker; null where none ran
+	Ordering   string   `json:"ordering"`     // what the mechanism guarantees: per worker, per key or none
+	OutOfOrder int      `json:"out_of_order"` // messages that came to their worker (Kafka: partition) after a later one
+	Killed     int      `json:"killed"`       // workers killed mid-run in this pass: its duplicates and lost are the kill's
+
 	// Spread is the latency at SpreadQuantiles, in ms, for the HTML
 	// report's chart.
 	Spread []float64 `json:"-"`
@@ -79,8 +102,9 @@ var SpreadQuantiles = []float64{0, 0.25, 0.50, 0.75, 0.90, 0.99, 1}
 // SetRatios sets each protocol row's ratio to its raw row's rate, and each
 // sealed row's sealed ratio to its reliable row's.
 func SetRatios(rows []Row) {
+	setWorkRatios(rows)
 	for i := range rows {
-		if rows[i].Mode == Raw {
+		if rows[i].Mode == Raw || rows[i].Workers > 0 {
 			continue
 		}
 		rows[i].Ratio = ratioTo(rows, rows[i], Raw)
@@ -138,6 +162,9 @@ func WriteJSON(w io.Writer, rows []Row) error {
 // WriteTable writes the rows as a table, then what each raw client was and
 // the brokers' caveats.
 func WriteTable(w io.Writer, rows []Row, about About) error {
+	if workRows(rows) {
+		return writeWorkTable(w, rows, about)
+	}
 	fmt.Fprintf(w, "bridge bench, %s: %s\n", about.Date, about.Machine)
 	fmt.Fprintf(w, "%s\n\n", about.Workload)
 	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', tabwriter.AlignRight)

@@ -12,7 +12,8 @@ import (
 // from the network and no script, and opens the same in any browser.
 
 // modeColors are the modes' colours in every chart.
-var modeColors = map[string]string{Raw: "#8a8f98", Reliable: "#1f6fb4", Sealed: "#2a9d5c", Durable: "#e07b18", Headers: "#8e5cc4", Traced: "#c4475c"}
+var modeColors = map[string]string{Raw: "#8a8f98", Reliable: "#1f6fb4", Sealed: "#2a9d5c", Durable: "#e07b18", Headers: "#8e5cc4", Traced: "#c4475c",
+	Competing: "#8a8f98", WorkPulling: "#1f6fb4"}
 
 var modeOrder = []string{Raw, Reliable, Sealed, Durable, Headers, Traced}
 
