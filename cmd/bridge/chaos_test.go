@@ -23,7 +23,10 @@ import (
 // By default it runs its short form (10,000 messages and 5 faults per
 // carrier: one of each kind the carrier allows). BRIDGE_TEST_CHAOS=long runs the long form (100,000 messages, 20
 // faults per carrier: `make chaos`); BRIDGE_TEST_CHAOS_SEED replays a run;
-// BRIDGE_TEST_CHAOS_REPORT writes the markdown report there.
+// BRIDGE_TEST_CHAOS_REPORT writes the markdown report there. Then the
+// work-pulling part (chaos_work_test.go) kills workers over every carrier:
+// 2 kills in 20,000 lines per carrier in the short form, 10 in 100,000 in
+// the long.
 
 type chaosPlan struct {
 	form     string
@@ -66,8 +69,18 @@ func TestChaos(t *testing.T) {
 			res.check(t)
 		})
 	}
+	var work []workResult
+	for i, tr := range transports {
+		t.Run("work-pulling/"+tr.name, func(t *testing.T) {
+			res := runWorkChaos(t, tr, plan, plan.seed+uint64(100+i))
+			work = append(work, res)
+			t.Logf("%s", res.summary())
+			res.check(t)
+		})
+	}
 	if path := os.Getenv("BRIDGE_TEST_CHAOS_REPORT"); path != "" && len(results) > 0 {
-		if err := os.WriteFile(path, []byte(chaosReport(plan, results, time.Since(start))), 0o644); err != nil {
+		report := chaosReport(plan, results, time.Since(start)) + workReport(plan, work)
+		if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
 			t.Error(err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,23 +134,7 @@ func cleanupWorkerStreams(t *testing.T, transport string, vars, workers []string
 // ms once gate is closed: the stream lasts about a second, so that a worker
 // can die in it.
 func paced(n int, gate <-chan struct{}) io.Reader {
-	r, w := io.Pipe()
-	go func() {
-		<-gate
-		for i := 1; i <= n; i += 200 {
-			var b strings.Builder
-			for j := i; j < i+200 && j <= n; j++ {
-				b.WriteString(strconv.Itoa(j))
-				b.WriteByte('\n')
-			}
-			if _, err := io.WriteString(w, b.String()); err != nil {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		w.Close()
-	}()
-	return r
+	return pacedAt(n, 200, gate)
 }
 
 // waitForLog polls a process's log until it says what: a process's log has
