@@ -13,7 +13,7 @@ TEST_BROKERS ?= BRIDGE_TEST_REQUIRE_BROKERS=1 \
 	BRIDGE_TEST_KAFKA_BROKERS=$${BRIDGE_TEST_KAFKA_BROKERS:-127.0.0.1:9092} \
 	BRIDGE_TEST_KAFKACTL=$${BRIDGE_TEST_KAFKACTL:-$(CURDIR)/.ci/kafka}
 
-.PHONY: test test-kafka-compat lint brokers bench bench-chart fuzz chaos demo-kill demo-test images
+.PHONY: test test-kafka-compat lint brokers bench bench-work bench-chart fuzz chaos demo-kill demo-test images
 
 ## test: static checks, then every test under the race detector, against real brokers,
 ## then each fuzz target that reads network input for a few seconds, then every
@@ -83,6 +83,23 @@ bench: brokers
 	BRIDGE_BENCH_KAFKA_LABEL="$${BRIDGE_BENCH_KAFKA_LABEL:-Apache Kafka $$(./.ci/kafka version 2>/dev/null), one node}" \
 	BRIDGE_LOG_LEVEL=$${BRIDGE_LOG_LEVEL:-warn} \
 	bin/bridge bench
+
+## bench-work: `bridge bench`'s work-pulling scenario over every carrier against each
+## broker's competing consumers (1, 2, 4 workers, 1 ms of work a message), its report in
+## BENCH_WORK_REPORT and its chart in docs/work-pulling.png
+BENCH_WORK_REPORT ?= bench-work.html
+bench-work: brokers
+	$(GO) build -o bin/bridge ./cmd/bridge
+	BRIDGE_BENCH_SCENARIO=work-pulling BRIDGE_BENCH_TRANSPORTS=tcp,nats,jetstream,amqp,kafka \
+	BRIDGE_BENCH_COUNT=$${BRIDGE_BENCH_COUNT:-3000} BRIDGE_BENCH_REPORT=$(BENCH_WORK_REPORT) \
+	BRIDGE_NATS_URL=$${BRIDGE_NATS_URL:-nats://127.0.0.1:4222} \
+	BRIDGE_AMQP_URL=$${BRIDGE_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
+	BRIDGE_KAFKA_BROKERS=$${BRIDGE_KAFKA_BROKERS:-127.0.0.1:9092} \
+	BRIDGE_BENCH_KAFKA_LABEL="$${BRIDGE_BENCH_KAFKA_LABEL:-Apache Kafka $$(./.ci/kafka version 2>/dev/null), one node}" \
+	BRIDGE_LOG_LEVEL=$${BRIDGE_LOG_LEVEL:-warn} \
+	bin/bridge bench
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,465 \
+		--screenshot=docs/work-pulling.png "file://$(CURDIR)/$(BENCH_WORK_REPORT)"
 
 ## bench-chart: docs/bench.png, the README's picture, from the report of `make bench`
 bench-chart:

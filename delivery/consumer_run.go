@@ -315,7 +315,7 @@ func (r *consumerRun[T]) reportConfirmed() {
 func (r *consumerRun[T]) register() {
 	h := frameHeader{kind: controlFrame, consumerEpoch: r.s.Epoch, producerID: r.s.ProducerID}
 	buf := r.out.reserve(h, controlMessageMax)
-	*buf = appendRegister(*buf, r.s.MaxMessageSize)
+	*buf = appendRegister(*buf, r.s.MaxMessageSize, r.s.Window, r.s.WindowBytes)
 	r.lastRegister = time.Now()
 	r.c.stats.registers.Add(1)
 }

@@ -71,8 +71,9 @@
 // first message unasked and repeats it every FirstResendInterval until the
 // consumer answers; a consumer without a numbering registers, repeatedly,
 // and the producer answers a registration by sending everything
-// unconfirmed again, the oldest marked first. So either side may start
-// first, and either may restart.
+// unconfirmed again, the oldest marked first, and as much more as the
+// window the registration grants. So either side may start first, and
+// either may restart.
 //
 // The consumer grants a window of Window sequence numbers and asks for the
 // next half window each time half is confirmed. A message above the next

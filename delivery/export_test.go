@@ -10,7 +10,7 @@ import "time"
 func ForgedRegisters(consumerEpoch uint64, n, maxMsg int) []byte {
 	b := appendFrameHeader(nil, frameHeader{kind: controlFrame, consumerEpoch: consumerEpoch})
 	for range n {
-		b = appendRegister(b, maxMsg)
+		b = appendRegister(b, maxMsg, 0, 0)
 	}
 	return b
 }

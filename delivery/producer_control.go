@@ -24,7 +24,7 @@ func (r *producerRun[T]) onControlFrame(f inbound) {
 		}
 		if m.typ == msgRegister {
 			if !registered {
-				registered = r.onRegister(h.consumerEpoch, m.maxMsg)
+				registered = r.onRegister(h.consumerEpoch, m)
 			}
 			continue
 		}
@@ -88,8 +88,10 @@ func (r *producerRun[T]) onControlFrame(f inbound) {
 // confirmed goes again, the oldest marked first. It reports whether it
 // acted: a registration of the consumer already followed is stale (a late
 // repeat: acting on it would take the consumer's window away), and one
-// within registerEvery of the last is dropped.
-func (r *producerRun[T]) onRegister(consumerEpoch uint64, maxMsg uint64) bool {
+// within registerEvery of the last is dropped. The window a registration
+// grants counts from the first message sent in answer, as the consumer
+// takes it (consumerRun.windowEnd).
+func (r *producerRun[T]) onRegister(consumerEpoch uint64, m wireMsg) bool {
 	now := time.Now()
 	if (r.heard && consumerEpoch == r.consumerEpoch) || now.Sub(r.lastRegister) < registerEvery {
 		r.p.stats.registersIgnored.Add(1)
@@ -99,13 +101,16 @@ func (r *producerRun[T]) onRegister(consumerEpoch uint64, maxMsg uint64) bool {
 	r.p.stats.registrations.Add(1)
 	r.consumerEpoch, r.heard = consumerEpoch, false
 	r.consumerMax, r.windowBytes = 0, 0 // a new consumer: its own limits
-	r.learnLimit(maxMsg)
+	r.learnLimit(m.maxMsg)
+	r.learnWindowBytes(m.winB)
 	r.resendSupported = true
 	r.firstSeqNr = max(r.confirmed+1, r.heldStart)
 	r.awaitingFirst = true
-	// The new consumer has granted nothing: send what was sent, and the
-	// first message if none was, then wait for its request.
-	r.requested = max(r.sent, r.firstSeqNr)
+	// Send what was sent, and as much more as the consumer granted (the
+	// first message if it granted nothing), then wait for its request.
+	// MaxUnconfirmed bounds the intake whatever the grant.
+	granted := SeqNr(min(max(m.window, 1), uint64(r.s.MaxUnconfirmed)))
+	r.requested = max(r.sent, r.firstSeqNr+granted-1)
 	r.resend(r.firstSeqNr, r.sent)
 	return true
 }

@@ -47,9 +47,14 @@ type SeqNr uint64
 //	  and buffers nothing.
 //	extHeaders (3): on the first chunk of a message (or the whole one), its
 //	  headers (see Headers and encodeHeaders).
-//	extWindowBytes (2): on a request, the payload bytes the producer may
-//	  have sent and not had confirmed (the window in bytes, beside the one
-//	  in sequence numbers); absent, none but the window's.
+//	extWindowBytes (2): on a request or a registration, the payload bytes
+//	  the producer may have sent and not had confirmed (the window in
+//	  bytes, beside the one in sequence numbers); absent, none but the
+//	  window's.
+//	extWindow (4): on a registration, the window the consumer grants from
+//	  the first message of the numbering that answers it, so the producer
+//	  need not wait a round trip for the first request; absent, one
+//	  message until then.
 //
 // Every length is checked against what is left of the frame before it is
 // used, so a decoder never reads out of bounds and never allocates from a
@@ -127,6 +132,7 @@ const (
 	extTotalSize   byte = 1
 	extWindowBytes byte = 2
 	extHeaders     byte = 3
+	extWindow      byte = 4
 	extCritical    byte = 1 << 7
 )
 
@@ -148,7 +154,8 @@ type wireMsg struct {
 	seqNr   SeqNr  // sequenced: its number; ack, request: confirmed; resend: from
 	upTo    SeqNr  // request: the highest number the producer may send
 	maxMsg  uint64 // register, request, ack: the largest message the consumer accepts
-	winB    uint64 // request: the window in bytes (0: none given)
+	winB    uint64 // register, request: the window in bytes (0: none given)
+	window  uint64 // register: the window granted from the first message (0: none given)
 	total   uint64 // sequenced, first chunk of a chunked message: the message's size (0: not given)
 	headers []byte // sequenced, first chunk: the message's headers, encoded (nil: none)
 	payload []byte
@@ -223,12 +230,29 @@ func sequencedSize(seqNr SeqNr, total int, headers []byte, payloadLen int) int {
 }
 
 // The control messages' sizes are bounded by controlMessageMax: type,
-// length, up to three numbers and a flag byte, and one extension.
+// length, up to three numbers and a flag byte, and one extension (a
+// registration: one number and two extensions, less).
 const controlMessageMax = 1 + 1 + 3*binary.MaxVarintLen64 + 1 + (2 + binary.MaxVarintLen64)
 
-func appendRegister(dst []byte, maxMsg int) []byte {
-	dst = append(dst, byte(msgRegister), byte(uvarintLen(uint64(maxMsg))))
-	return binary.AppendUvarint(dst, uint64(maxMsg))
+func appendRegister(dst []byte, maxMsg, window, windowBytes int) []byte {
+	bodyLen := uvarintLen(uint64(maxMsg))
+	if window > 0 {
+		bodyLen += 2 + uvarintLen(uint64(window))
+	}
+	if windowBytes > 0 {
+		bodyLen += 2 + uvarintLen(uint64(windowBytes))
+	}
+	dst = append(dst, byte(msgRegister), byte(bodyLen))
+	dst = binary.AppendUvarint(dst, uint64(maxMsg))
+	if window > 0 {
+		dst = append(dst, extWindow, byte(uvarintLen(uint64(window))))
+		dst = binary.AppendUvarint(dst, uint64(window))
+	}
+	if windowBytes > 0 {
+		dst = append(dst, extWindowBytes, byte(uvarintLen(uint64(windowBytes))))
+		dst = binary.AppendUvarint(dst, uint64(windowBytes))
+	}
+	return dst
 }
 
 func appendRequest(dst []byte, confirmed, upTo SeqNr, flags byte, maxMsg, windowBytes int) []byte {
@@ -490,12 +514,18 @@ func decodeExtensions(m *wireMsg, b []byte, off int) *FrameError {
 				return &FrameError{Offset: start, Reason: herr.Error()}
 			}
 			m.headers = value
-		case tag == extWindowBytes && m.typ == msgRequest:
+		case tag == extWindowBytes && (m.typ == msgRequest || m.typ == msgRegister):
 			v, k, err := readUvarint(value, 0, "window in bytes")
 			if err != nil || k != len(value) || v == 0 {
 				return &FrameError{Offset: start, Reason: "a malformed window in bytes"}
 			}
 			m.winB = v
+		case tag == extWindow && m.typ == msgRegister:
+			v, k, err := readUvarint(value, 0, "window")
+			if err != nil || k != len(value) || v == 0 {
+				return &FrameError{Offset: start, Reason: "a malformed window"}
+			}
+			m.window = v
 		case tag&extCritical != 0:
 			return &FrameError{Offset: start, Reason: fmt.Sprintf("unknown critical extension %d: the peer speaks a later version 2", tag&^extCritical), Err: ErrUnsupportedVersion}
 		}

@@ -18,7 +18,7 @@ func encodeFrame(h frameHeader, msgs []wireMsg) []byte {
 		case msgSequenced:
 			b = appendSequenced(b, m.flags&^flagExt, m.seqNr, int(m.total), m.headers, m.payload)
 		case msgRegister:
-			b = appendRegister(b, int(m.maxMsg))
+			b = appendRegister(b, int(m.maxMsg), int(m.window), int(m.winB))
 		case msgRequest:
 			b = appendRequest(b, m.seqNr, m.upTo, m.flags, int(m.maxMsg), int(m.winB))
 		case msgAck:
@@ -72,6 +72,7 @@ func sampleFrames() []struct {
 		}},
 		{frameHeader{kind: controlFrame, producerEpoch: 0, consumerEpoch: 42, producerID: ""}, []wireMsg{
 			{typ: msgRegister, maxMsg: 16 << 20},
+			{typ: msgRegister, maxMsg: 16 << 20, window: 1000, winB: 4 << 20},
 		}},
 		{frameHeader{kind: controlFrame, producerEpoch: 7, consumerEpoch: 42, producerID: "orders"}, []wireMsg{
 			{typ: msgRequest, seqNr: 10, upTo: 1010, flags: reqSupportResend, maxMsg: 1, winB: 4 << 20},

@@ -271,7 +271,7 @@ func (w *WorkPullingProducerController[T]) takeLocked(m *wpMsg, confirm bool) {
 // fewest messages in flight (which one of those is left to the map's
 // random order), and reports whether one took it. Demand does not choose:
 // a worker that has just joined has the demand of one message until its
-// first is sent (its window comes with its first request), so chosen by
+// registration or its first request arrives with its window, so chosen by
 // demand it would get nothing while the others had more, that is for as
 // long as the stream is busy. A worker that cannot take a message this
 // large is passed over; if none with demand can, the error says so.

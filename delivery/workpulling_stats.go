@@ -39,6 +39,27 @@ type WorkerStats struct {
 	Stream    ProducerStats
 }
 
+// Granted reports whether the worker has granted its window: its
+// registration or its first request reached the producer. Until then it
+// may be handed one message only, so a burst sent to workers that have
+// just joined goes to those that granted (wait for this before measuring
+// how work spreads: GrantedWorkers).
+func (ws WorkerStats) Granted() bool {
+	return ws.Stream.Registrations > 0 || ws.Stream.RequestedSeqNr > 1
+}
+
+// GrantedWorkers counts the workers that have granted their window (see
+// WorkerStats.Granted).
+func (s WorkPullingStats) GrantedWorkers() int {
+	n := 0
+	for _, w := range s.Workers {
+		if w.Granted() {
+			n++
+		}
+	}
+	return n
+}
+
 type wpCounters struct {
 	taken, confirmed, refused, handedBack, resent atomic.Uint64
 	joined, left, timedOut, hellosRefused         atomic.Uint64

@@ -241,12 +241,17 @@ func (w *WorkPullingProducerController[T]) followDemand(wk *wpWorker) {
 	defer tick.Stop()
 	heartbeat := encodeHeartbeat()
 	in := wk.p.intake
-	for {
+	for looked := false; ; looked = true {
 		in.mu.Lock()
 		demand, closed := in.demand, in.err != nil
 		in.mu.Unlock()
 		if closed {
 			demand = nil
+		}
+		if !looked {
+			// The worker's registration may have granted its window before
+			// this goroutine took the channel: that demand tells no more.
+			w.broadcast()
 		}
 		select {
 		case <-demand:

@@ -51,9 +51,9 @@ func WorkPullingRate(tb testing.TB, opener delivery.LinkOpener, workers, n, wind
 		}()
 		defer c.Close()
 	}
-	for len(p.Stats().Workers) < workers {
+	for p.Stats().GrantedWorkers() < workers {
 		select {
-		case <-time.After(5 * time.Millisecond): // polling Stats until every worker joined
+		case <-time.After(5 * time.Millisecond): // polling Stats until every worker granted its window
 		case <-ctx.Done():
 			tb.Fatal(ctx.Err())
 		}

@@ -88,10 +88,10 @@ func (wp *WorkProducer) WaitConfirmed(ctx context.Context) {
 	select {
 	case err := <-wp.sent:
 		if err != nil {
-			wp.t.Fatal(err)
+			wp.t.Fatalf("%v (stats %+v)", err, wp.P.Stats())
 		}
 	case <-ctx.Done():
-		wp.t.Fatal(ctx.Err())
+		wp.t.Fatalf("%v (stats %+v)", ctx.Err(), wp.P.Stats())
 	}
 }
 
@@ -277,7 +277,7 @@ func testWPJoin(t *testing.T, spec Spec) {
 	first := StartWorker(t, ctx, spec.Carrier, s, "first", wpWorkerSettings, time.Millisecond)
 	p := StartWorkProducer(t, ctx, spec.Carrier, s, wpProducerSettings, n, 1, wpSize)
 	if err := first.WaitGot(ctx, n/10); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v: first got %d; %+v; first %+v", err, len(first.Got()), p.P.Stats(), first.C.Stats())
 	}
 	second := StartWorker(t, ctx, spec.Carrier, s, "second", wpWorkerSettings, time.Millisecond)
 	third := StartWorker(t, ctx, spec.Carrier, s, "third", wpWorkerSettings, time.Millisecond)

@@ -87,11 +87,14 @@ func workPullingPipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config
 	}
 	var ws []worker
 	p.close = func() {
-		producer.Close()
+		// The workers first, side by side: each leaves and waits for the
+		// producer's bye, which a closed producer would never send.
+		var closing sync.WaitGroup
 		for _, w := range ws {
-			w.cancel()
-			w.c.Close()
+			closing.Go(func() { w.c.Close(); w.cancel() })
 		}
+		closing.Wait()
+		producer.Close()
 		stop()
 		wg.Wait()
 	}
@@ -123,9 +126,12 @@ func workPullingPipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config
 		return err
 	}
 	p.ready = func(ctx context.Context) error {
-		for len(producer.Stats().Workers) < workers {
+		// A pass starts once every worker granted its window, as the broker's
+		// competing consumers start once subscribed with their prefetch, so
+		// that neither hands its first burst to the workers that were first.
+		for producer.Stats().GrantedWorkers() < workers {
 			select {
-			case <-time.After(5 * time.Millisecond): // the producer tells no event when a worker joins: its Stats say
+			case <-time.After(5 * time.Millisecond): // the producer tells no event when a worker grants: its Stats say
 			case <-ctx.Done():
 				return ctx.Err()
 			}

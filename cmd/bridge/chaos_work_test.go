@@ -172,14 +172,22 @@ func runWorkChaos(t *testing.T, tr transport, plan chaosPlan, seed uint64) workR
 	for k := range kills {
 		at := n * (k + 1) / (kills + 1)
 		waitWritten(t, dir, at, producer)
-		var alive []*worker
+		// The victim is one that has written: the kill is then mid-stream
+		// for it. A replacement just started may not have been served yet.
+		var alive, writing []*worker
 		for _, w := range all {
 			if !w.life.killed {
 				alive = append(alive, w)
+				if data, _ := os.ReadFile(w.path); bytes.IndexByte(data, '\n') >= 0 {
+					writing = append(writing, w)
+				}
 			}
 		}
-		victim := alive[rng.IntN(len(alive))]
-		waitForLines(t, victim.path, 1, victim.p) // it holds lines: the kill is mid-stream for it
+		if len(writing) == 0 {
+			writing = alive
+		}
+		victim := writing[rng.IntN(len(writing))]
+		waitForLines(t, victim.path, 1, victim.p)
 		kill(victim.p)
 		victim.life.killed = true
 		start()
