@@ -19,7 +19,7 @@ type inbound struct {
 }
 
 func (f inbound) messages() frameReader {
-	return frameReader{b: f.data, off: f.off, kind: f.hdr.kind}
+	return frameReader{b: f.data, off: f.off, kind: f.hdr.kind, checked: true} // the reader ran parseFrame
 }
 
 func (f inbound) doRelease() {

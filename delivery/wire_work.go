@@ -108,7 +108,7 @@ func parseWorkFrame(b []byte) (workMsg, error) {
 		return m, &FrameError{Offset: 3, Reason: fmt.Sprintf("unknown work message type %d: the peer speaks a later version 2", m.typ), Err: ErrUnsupportedVersion}
 	}
 	var skip wireMsg
-	if ferr := decodeExtensions(&skip, b, off); ferr != nil {
+	if ferr := decodeExtensions(&skip, b, off, false); ferr != nil {
 		return m, ferr
 	}
 	return m, nil

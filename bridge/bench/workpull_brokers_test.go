@@ -38,7 +38,10 @@ func TestWorkPullingScenarioBrokers(t *testing.T) {
 	}
 	cfg.NATSURL, cfg.AMQPURL, cfg.KafkaBrokers = nats.URL(), amqpURL, brokers
 	cfg.AMQPQueuePrefix = fmt.Sprintf("bench-wp-test-%d", time.Now().UnixNano())
-	cfg.WorkerTimeout = 300 * time.Millisecond // the kill pass waits this long for the dead worker
+	// The kill pass waits this long for the dead worker; shorter, a live
+	// worker on a loaded machine can be taken for dead, and its messages
+	// handed to another arrive twice.
+	cfg.WorkerTimeout = 3 * time.Second
 	b.Scenario, b.Transports, b.Count, b.Workers, b.Window, b.SinkCost = scenarioWorkPulling, []string{"nats", "jetstream", "amqp", "kafka"}, 200, []int{1, 2}, 20, time.Millisecond
 	if err := b.Validate(&cfg); err != nil {
 		t.Fatal(err)
