@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -277,12 +278,13 @@ func (w *WorkPullingProducerController[T]) takeLocked(m *wpMsg, confirm bool) {
 // large is passed over; if none with demand can, the error says so.
 func (w *WorkPullingProducerController[T]) handOutLocked(m *wpMsg) (bool, error) {
 	var tooLarge error
-	tried := map[*wpWorker]bool{}
+	var triedRoom [4]*wpWorker // a message is nearly always taken by the first tried
+	tried := triedRoom[:0]
 	for {
 		var best *wpWorker
 		bestInFlight := 0
 		for _, wk := range w.workers {
-			if wk.gone || tried[wk] {
+			if wk.gone || slices.Contains(tried, wk) {
 				continue
 			}
 			n := len(wk.inflight) - wk.head
@@ -293,7 +295,7 @@ func (w *WorkPullingProducerController[T]) handOutLocked(m *wpMsg) (bool, error)
 		if best == nil {
 			return false, tooLarge
 		}
-		tried[best] = true
+		tried = append(tried, best)
 		a, err := best.p.prepare(m.payload, m.headers)
 		if err != nil {
 			return false, err
