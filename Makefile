@@ -66,6 +66,13 @@ lint:
 
 BENCH_SIZES  ?= 128,65536
 BENCH_REPORT ?= bench.html
+# What `bridge bench` is told of the brokers of `make brokers`, Kafka labelled
+# with its version.
+BENCH_BROKERS = BRIDGE_NATS_URL=$${BRIDGE_NATS_URL:-nats://127.0.0.1:4222} \
+	BRIDGE_AMQP_URL=$${BRIDGE_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
+	BRIDGE_KAFKA_BROKERS=$${BRIDGE_KAFKA_BROKERS:-127.0.0.1:9092} \
+	BRIDGE_BENCH_KAFKA_LABEL="$${BRIDGE_BENCH_KAFKA_LABEL:-Apache Kafka $$(./.ci/kafka version 2>/dev/null), one node}" \
+	BRIDGE_LOG_LEVEL=$${BRIDGE_LOG_LEVEL:-warn}
 
 ## bench: the Go benchmarks (the protocol, the durable queue, the tcp carrier, the HTTP
 ## edges: ingest single and NDJSON, webhooks single and batched), then
@@ -77,11 +84,7 @@ bench: brokers
 	$(GO) build -o bin/bridge ./cmd/bridge
 	BRIDGE_BENCH_TRANSPORTS=tcp,nats,jetstream,amqp,kafka \
 	BRIDGE_BENCH_SIZE=$(BENCH_SIZES) BRIDGE_BENCH_REPORT=$(BENCH_REPORT) \
-	BRIDGE_NATS_URL=$${BRIDGE_NATS_URL:-nats://127.0.0.1:4222} \
-	BRIDGE_AMQP_URL=$${BRIDGE_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
-	BRIDGE_KAFKA_BROKERS=$${BRIDGE_KAFKA_BROKERS:-127.0.0.1:9092} \
-	BRIDGE_BENCH_KAFKA_LABEL="$${BRIDGE_BENCH_KAFKA_LABEL:-Apache Kafka $$(./.ci/kafka version 2>/dev/null), one node}" \
-	BRIDGE_LOG_LEVEL=$${BRIDGE_LOG_LEVEL:-warn} \
+	$(BENCH_BROKERS) \
 	bin/bridge bench
 
 ## bench-work: `bridge bench`'s work-pulling scenario over every carrier against each
@@ -92,11 +95,7 @@ bench-work: brokers
 	$(GO) build -o bin/bridge ./cmd/bridge
 	BRIDGE_BENCH_SCENARIO=work-pulling BRIDGE_BENCH_TRANSPORTS=tcp,nats,jetstream,amqp,kafka \
 	BRIDGE_BENCH_COUNT=$${BRIDGE_BENCH_COUNT:-3000} BRIDGE_BENCH_REPORT=$(BENCH_WORK_REPORT) \
-	BRIDGE_NATS_URL=$${BRIDGE_NATS_URL:-nats://127.0.0.1:4222} \
-	BRIDGE_AMQP_URL=$${BRIDGE_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} \
-	BRIDGE_KAFKA_BROKERS=$${BRIDGE_KAFKA_BROKERS:-127.0.0.1:9092} \
-	BRIDGE_BENCH_KAFKA_LABEL="$${BRIDGE_BENCH_KAFKA_LABEL:-Apache Kafka $$(./.ci/kafka version 2>/dev/null), one node}" \
-	BRIDGE_LOG_LEVEL=$${BRIDGE_LOG_LEVEL:-warn} \
+	$(BENCH_BROKERS) \
 	bin/bridge bench
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,465 \
 		--screenshot=docs/work-pulling.png "file://$(CURDIR)/$(BENCH_WORK_REPORT)"
