@@ -186,10 +186,7 @@ func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, headers, pa
 	dst = binary.AppendUvarint(dst, uint64(seqNr))
 	if ext > 0 {
 		dst = binary.AppendUvarint(dst, uint64(ext))
-		if total > 0 {
-			dst = append(dst, extTotalSize, byte(uvarintLen(uint64(total))))
-			dst = binary.AppendUvarint(dst, uint64(total))
-		}
+		dst = appendNumberExt(dst, extTotalSize, total)
 		if headers != nil {
 			dst = append(dst, extHeaders)
 			dst = binary.AppendUvarint(dst, uint64(len(headers)))
@@ -203,12 +200,39 @@ func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, headers, pa
 // message: the extension's tag, its length and the headers.
 func headersRoom(n int) int { return 1 + uvarintLen(uint64(n)) + n }
 
+// A number extension (extTotalSize, extWindowBytes, extWindow) holds one
+// varint above 0; 0 means absent and takes no bytes.
+
+// numberExtLen is the bytes appendNumberExt adds for v.
+func numberExtLen(v int) int {
+	if v <= 0 {
+		return 0
+	}
+	return 2 + uvarintLen(uint64(v))
+}
+
+// appendNumberExt appends extension tag holding v, unless v is 0.
+func appendNumberExt(dst []byte, tag byte, v int) []byte {
+	if v <= 0 {
+		return dst
+	}
+	dst = append(dst, tag, byte(uvarintLen(uint64(v))))
+	return binary.AppendUvarint(dst, uint64(v))
+}
+
+// numberExt reads a number extension's value: one varint that fills it,
+// above 0.
+func numberExt(value []byte, what string) (uint64, *FrameError) {
+	v, k, err := readUvarint(value, 0, what)
+	if err != nil || k != len(value) || v == 0 {
+		return 0, &FrameError{Reason: "a malformed " + what}
+	}
+	return v, nil
+}
+
 // extBlockLen is the length of a sequenced message's extension block.
 func extBlockLen(total int, headers []byte) int {
-	n := 0
-	if total > 0 {
-		n += 2 + uvarintLen(uint64(total))
-	}
+	n := numberExtLen(total)
 	if headers != nil {
 		n += headersRoom(len(headers))
 	}
@@ -235,42 +259,22 @@ func sequencedSize(seqNr SeqNr, total int, headers []byte, payloadLen int) int {
 const controlMessageMax = 1 + 1 + 3*binary.MaxVarintLen64 + 1 + (2 + binary.MaxVarintLen64)
 
 func appendRegister(dst []byte, maxMsg, window, windowBytes int) []byte {
-	bodyLen := uvarintLen(uint64(maxMsg))
-	if window > 0 {
-		bodyLen += 2 + uvarintLen(uint64(window))
-	}
-	if windowBytes > 0 {
-		bodyLen += 2 + uvarintLen(uint64(windowBytes))
-	}
+	bodyLen := uvarintLen(uint64(maxMsg)) + numberExtLen(window) + numberExtLen(windowBytes)
 	dst = append(dst, byte(msgRegister), byte(bodyLen))
 	dst = binary.AppendUvarint(dst, uint64(maxMsg))
-	if window > 0 {
-		dst = append(dst, extWindow, byte(uvarintLen(uint64(window))))
-		dst = binary.AppendUvarint(dst, uint64(window))
-	}
-	if windowBytes > 0 {
-		dst = append(dst, extWindowBytes, byte(uvarintLen(uint64(windowBytes))))
-		dst = binary.AppendUvarint(dst, uint64(windowBytes))
-	}
-	return dst
+	dst = appendNumberExt(dst, extWindow, window)
+	return appendNumberExt(dst, extWindowBytes, windowBytes)
 }
 
 func appendRequest(dst []byte, confirmed, upTo SeqNr, flags byte, maxMsg, windowBytes int) []byte {
-	bodyLen := uvarintLen(uint64(confirmed)) + uvarintLen(uint64(upTo)) + 1 + uvarintLen(uint64(maxMsg))
-	if windowBytes > 0 {
-		bodyLen += 2 + uvarintLen(uint64(windowBytes))
-	}
+	bodyLen := uvarintLen(uint64(confirmed)) + uvarintLen(uint64(upTo)) + 1 + uvarintLen(uint64(maxMsg)) + numberExtLen(windowBytes)
 	dst = append(dst, byte(msgRequest))
 	dst = binary.AppendUvarint(dst, uint64(bodyLen))
 	dst = binary.AppendUvarint(dst, uint64(confirmed))
 	dst = binary.AppendUvarint(dst, uint64(upTo))
 	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, uint64(maxMsg))
-	if windowBytes > 0 {
-		dst = append(dst, extWindowBytes, byte(uvarintLen(uint64(windowBytes))))
-		dst = binary.AppendUvarint(dst, uint64(windowBytes))
-	}
-	return dst
+	return appendNumberExt(dst, extWindowBytes, windowBytes)
 }
 
 func appendAck(dst []byte, confirmed SeqNr, maxMsg int) []byte {
@@ -504,9 +508,10 @@ func decodeExtensions(m *wireMsg, b []byte, off int, checked bool) *FrameError {
 			if !m.has(flagFirstChunk) || m.has(flagLastChunk) {
 				return &FrameError{Offset: start, Reason: "a total size on a message that is not the first chunk of a chunked one"}
 			}
-			v, k, err := readUvarint(value, 0, "total size")
-			if err != nil || k != len(value) || v == 0 {
-				return &FrameError{Offset: start, Reason: "a malformed total size"}
+			v, err := numberExt(value, "total size")
+			if err != nil {
+				err.Offset = start
+				return err
 			}
 			m.total = v
 		case tag == extHeaders && m.typ == msgSequenced:
@@ -520,15 +525,17 @@ func decodeExtensions(m *wireMsg, b []byte, off int, checked bool) *FrameError {
 			}
 			m.headers = value
 		case tag == extWindowBytes && (m.typ == msgRequest || m.typ == msgRegister):
-			v, k, err := readUvarint(value, 0, "window in bytes")
-			if err != nil || k != len(value) || v == 0 {
-				return &FrameError{Offset: start, Reason: "a malformed window in bytes"}
+			v, err := numberExt(value, "window in bytes")
+			if err != nil {
+				err.Offset = start
+				return err
 			}
 			m.winB = v
 		case tag == extWindow && m.typ == msgRegister:
-			v, k, err := readUvarint(value, 0, "window")
-			if err != nil || k != len(value) || v == 0 {
-				return &FrameError{Offset: start, Reason: "a malformed window"}
+			v, err := numberExt(value, "window")
+			if err != nil {
+				err.Offset = start
+				return err
 			}
 			m.window = v
 		case tag&extCritical != 0:
