@@ -390,6 +390,10 @@ func TestWorkPullingJoinerServedWhileBusy(t *testing.T) {
 	first := adaptertest.StartWorker(t, ctx, c, "s", "first", ws, 0)
 	waitWorkers(t, ctx, p, 1)
 	late := adaptertest.StartWorker(t, ctx, c, "s", "late", ws, 0)
+	// Served first: a hello within joinEvery of the first worker's join is
+	// answered only when repeated, a HeartbeatInterval later, by when the
+	// first worker alone may have confirmed all 500.
+	waitWorkers(t, ctx, p, 2)
 	sent := 0
 	for i := 0; len(late.Got()) == 0; i++ {
 		if i == 500 {
