@@ -74,13 +74,7 @@ func TestWorkPullingBurstSpreads(t *testing.T) {
 		wait := run(t, ctx, w)
 		t.Cleanup(func() { w.Close(); wait() })
 	}
-	for p.Stats().GrantedWorkers() < workers {
-		select {
-		case <-time.After(time.Millisecond): // polling Stats: nothing to await
-		case <-ctx.Done():
-			t.Fatalf("want %d workers granting: %+v", workers, p.Stats())
-		}
-	}
+	waitWP(t, ctx, p, "every worker granting", func(st delivery.WorkPullingStats) bool { return st.GrantedWorkers() == workers })
 	for i := range workers * ws.Window {
 		if _, err := p.TrySend(adaptertest.Payload(i, 8)); err != nil {
 			t.Fatalf("message %d of %d granted: %v (%+v)", i, workers*ws.Window, err, p.Stats())

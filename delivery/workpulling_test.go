@@ -48,11 +48,18 @@ func startWP(t *testing.T, ctx context.Context, opener delivery.LinkOpener, stre
 
 func waitWorkers(t *testing.T, ctx context.Context, p *delivery.WorkPullingProducerController[[]byte], n int) {
 	t.Helper()
-	for len(p.Stats().Workers) != n {
+	waitWP(t, ctx, p, fmt.Sprintf("%d workers", n), func(st delivery.WorkPullingStats) bool { return len(st.Workers) == n })
+}
+
+// waitWP polls p's Stats until cond holds: the producer tells no event of
+// its workers.
+func waitWP(t *testing.T, ctx context.Context, p *delivery.WorkPullingProducerController[[]byte], want string, cond func(delivery.WorkPullingStats) bool) {
+	t.Helper()
+	for !cond(p.Stats()) {
 		select {
-		case <-time.After(5 * time.Millisecond): // polling Stats: nothing to await
+		case <-time.After(time.Millisecond):
 		case <-ctx.Done():
-			t.Fatalf("want %d workers: %+v", n, p.Stats())
+			t.Fatalf("want %s: %+v", want, p.Stats())
 		}
 	}
 }
