@@ -151,10 +151,7 @@ func (c *ConsumerController[T]) ReceiveBatch(ctx context.Context, dst []Delivery
 }
 
 func (c *ConsumerController[T]) delivery(m readyMsg, gen uint64, id producerIdentity) (Delivery[T], error) {
-	d := Delivery[T]{SeqNr: m.seqNr, ProducerID: id.id, ProducerEpoch: id.epoch, q: c.ready, gen: gen}
-	if m.headers != nil {
-		d.Headers = decodeHeaders(m.headers) // the reader checked them
-	}
+	d := Delivery[T]{SeqNr: m.seqNr, ProducerID: id.id, ProducerEpoch: id.epoch, Headers: m.headers, q: c.ready, gen: gen}
 	var err error
 	if d.Message, err = c.ser.Unmarshal(m.payload); err != nil {
 		return d, &UnmarshalError{SeqNr: m.seqNr, Payload: m.payload, Err: err}

@@ -30,8 +30,9 @@ type consumerRun[T any] struct {
 
 	base SeqNr // the numbering's start, less one
 
-	partial        []byte // chunks of a message being reassembled
-	partialHeaders []byte // its headers, encoded (they came on its first chunk)
+	partial        []byte   // chunks of a message being reassembled
+	partialHeaders []byte   // its headers, encoded (they came on its first chunk)
+	headerArena    []Header // where the headers of messages pushed are decoded into
 	assembling     bool
 	// discarding: the message being received is larger than MaxMessageSize
 	// (or a tombstone): its chunks are skipped, and buffered nowhere.
@@ -455,7 +456,11 @@ func (r *consumerRun[T]) take(m wireMsg) bool {
 }
 
 func (r *consumerRun[T]) push(seqNr SeqNr, payload, headers []byte, ack bool) {
-	r.pushes = append(r.pushes, readyMsg{seqNr: seqNr, payload: payload, headers: headers})
+	m := readyMsg{seqNr: seqNr, payload: payload}
+	if headers != nil {
+		m.headers = decodeHeaders(headers, &r.headerArena) // the reader checked them
+	}
+	r.pushes = append(r.pushes, m)
 	r.delivered = seqNr
 	r.waiting++
 	r.c.stats.delivered.Add(1)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Limits of a message's headers, checked at Send. They are the protocol's:
@@ -59,64 +60,38 @@ func (e *HeaderError) Error() string {
 	return fmt.Sprintf("delivery: message header %q: %s", e.Name, e.Reason)
 }
 
-// encodeHeaders checks h and encodes it for the wire (as the value of a
-// sequenced message's extHeaders, and in the durable queue), names in
-// lower case: count, then for each, nameLen name valueLen value; all
-// lengths varints. nil for no headers; a *HeaderError past the limits.
-// It allocates the encoding only.
-func encodeHeaders(h Headers) ([]byte, error) {
+// checkHeaders checks h against the limits and every name and value, and
+// returns the length of its encoding (0 for no headers), allocating
+// nothing; a *HeaderError past the limits.
+func checkHeaders(h Headers) (int, error) {
 	if len(h) == 0 {
-		return nil, nil
+		return 0, nil
 	}
 	if len(h) > MaxHeaders {
-		return nil, &HeaderError{Reason: fmt.Sprintf("%d headers; at most %d", len(h), MaxHeaders)}
+		return 0, &HeaderError{Reason: fmt.Sprintf("%d headers; at most %d", len(h), MaxHeaders)}
 	}
 	total, size := 0, uvarintLen(uint64(len(h)))
 	for _, x := range h {
-		if err := checkHeader(x.Name, x.Value, utf8.ValidString); err != nil {
+		if err := checkHeader(x.Name, x.Value); err != nil {
 			err.Name = x.Name
-			return nil, err
+			return 0, err
 		}
 		total += len(x.Name) + len(x.Value)
 		size += uvarintLen(uint64(len(x.Name))) + len(x.Name) + uvarintLen(uint64(len(x.Value))) + len(x.Value)
 	}
 	if total > MaxHeaderBytes {
-		return nil, &HeaderError{Reason: fmt.Sprintf("%d bytes of names and values; at most %d", total, MaxHeaderBytes)}
+		return 0, &HeaderError{Reason: fmt.Sprintf("%d bytes of names and values; at most %d", total, MaxHeaderBytes)}
 	}
-	dst := make([]byte, 0, size)
-	dst = binary.AppendUvarint(dst, uint64(len(h)))
-	for _, x := range h {
-		dst = binary.AppendUvarint(dst, uint64(len(x.Name)))
-		dst = appendLower(dst, x.Name)
-		dst = binary.AppendUvarint(dst, uint64(len(x.Value)))
-		dst = append(dst, x.Value...)
-	}
-	return dst, nil
-}
-
-// appendLower appends name, checked ASCII, in lower case.
-func appendLower(dst []byte, name string) []byte {
-	i := 0
-	for ; i+8 <= len(name); i += 8 {
-		dst = binary.LittleEndian.AppendUint64(dst, lowerWord(load8(name, i)))
-	}
-	for _, c := range []byte(name[i:]) {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-	}
-	return dst
+	return size, nil
 }
 
 // checkHeader checks a name and a value, as Send is given them or as they
-// come off the wire (validUTF8 is utf8.ValidString or utf8.Valid),
-// allocating nothing. Headers ride every message and the consumer checks
+// come off the wire (strings over the frame's bytes), allocating nothing. Headers ride every message and the consumer checks
 // them on its frame reader's path, so it looks at eight bytes at a time
 // (the last word overlapping the one before it rather than byte by byte),
 // and at each byte only in a word that holds one out of the plain range (a
 // tab, a byte outside ASCII, a bad one).
-func checkHeader[S string | []byte](name, value S, validUTF8 func(S) bool) *HeaderError {
+func checkHeader(name, value string) *HeaderError {
 	if len(name) == 0 || len(name) > MaxHeaderName {
 		return &HeaderError{Reason: fmt.Sprintf("a name is 1 to %d bytes", MaxHeaderName)}
 	}
@@ -127,7 +102,7 @@ func checkHeader[S string | []byte](name, value S, validUTF8 func(S) bool) *Head
 	if !ok {
 		return &HeaderError{Reason: "the value holds a control character"}
 	}
-	if !ascii && !validUTF8(value) {
+	if !ascii && !utf8.ValidString(value) {
 		return &HeaderError{Reason: "the value is not UTF-8"}
 	}
 	return nil
@@ -135,7 +110,7 @@ func checkHeader[S string | []byte](name, value S, validUTF8 func(S) bool) *Head
 
 // plainName reports whether every byte of name is printable ASCII other
 // than space and ':'.
-func plainName[S string | []byte](name S) bool {
+func plainName(name string) bool {
 	n := len(name)
 	if n < 8 {
 		for i := range n {
@@ -145,37 +120,40 @@ func plainName[S string | []byte](name S) bool {
 		}
 		return true
 	}
-	for i := 0; ; i += 8 {
-		i = min(i, n-8)
+	var bad uint64
+	for i := 0; i < n-8; i += 8 {
 		x := load8(name, i)
-		if x&msbs != 0 || less(x, '!')|(x+lsbs)&msbs|less(x^(lsbs*':'), 1) != 0 {
-			return false
-		}
-		if i == n-8 {
-			return true
-		}
+		bad |= x&msbs | less(x, '!') | (x+lsbs)&msbs | less(x^(lsbs*':'), 1)
 	}
+	x := load8(name, n-8) // overlapping the word before it
+	bad |= x&msbs | less(x, '!') | (x+lsbs)&msbs | less(x^(lsbs*':'), 1)
+	return bad == 0
 }
 
 // plainValue reports whether value holds no control character but tab,
-// and whether it is all ASCII.
-func plainValue[S string | []byte](value S) (ascii, ok bool) {
+// and whether it is all ASCII. Word by word it only tells plain ASCII from
+// anything else; a value with anything else (a tab, UTF-8, a bad byte) is
+// then read byte by byte.
+func plainValue(value string) (ascii, ok bool) {
+	n := len(value)
+	if n >= 8 {
+		var other uint64
+		for i := 0; i < n-8; i += 8 {
+			x := load8(value, i)
+			other |= x&msbs | less(x, ' ') | (x+lsbs)&msbs
+		}
+		x := load8(value, n-8) // overlapping the word before it
+		if other |= x&msbs | less(x, ' ') | (x+lsbs)&msbs; other == 0 {
+			return true, true
+		}
+	}
 	ascii = true
-	for i := 0; i < len(value); i += 8 {
-		if i+8 > len(value) && i > 0 {
-			i = len(value) - 8 // the last word overlaps the one before it
+	for i := range n {
+		c := value[i]
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false, false
 		}
-		if i+8 <= len(value) {
-			if x := load8(value, i); x&msbs == 0 && less(x, ' ')|(x+lsbs)&msbs == 0 {
-				continue
-			}
-		}
-		for _, c := range []byte(value[i:min(i+8, len(value))]) {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return false, false
-			}
-			ascii = ascii && c < 0x80
-		}
+		ascii = ascii && c < 0x80
 	}
 	return ascii, true
 }
@@ -196,60 +174,8 @@ func lowerWord(x uint64) uint64 {
 	return x | upper>>2
 }
 
-// load8 reads s[i:i+8] as a little-endian word.
-func load8[S string | []byte](s S, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-}
-
-// walkHeaders checks an encoding of headers: every length before it is
-// used, the limits, and every name and value as Send does. It allocates
-// nothing. It returns the count.
-func walkHeaders(b []byte) (int, *HeaderError) {
-	n, off := binary.Uvarint(b)
-	if off <= 0 || n > MaxHeaders {
-		return 0, &HeaderError{Reason: "a malformed or too large count"}
-	}
-	total := 0
-	for range n {
-		var parts [2][]byte
-		for j := range parts {
-			l, k := binary.Uvarint(b[off:])
-			if k <= 0 || l > uint64(len(b)-off-k) {
-				return 0, &HeaderError{Reason: "a length overruns the headers"}
-			}
-			off += k
-			parts[j] = b[off : off+int(l)]
-			off += int(l)
-			total += int(l)
-		}
-		if err := checkHeader(parts[0], parts[1], utf8.Valid); err != nil {
-			return 0, err
-		}
-	}
-	if off != len(b) || total > MaxHeaderBytes {
-		return 0, &HeaderError{Reason: "trailing bytes, or more than the limits"}
-	}
-	return int(n), nil
-}
-
-// decodeHeaders reads an encoding walkHeaders accepted (the frame reader
-// checks every one), in one allocation for the strings and one for the
-// slice.
-func decodeHeaders(b []byte) Headers {
-	n, off := binary.Uvarint(b)
-	all := string(b) // the names and values are substrings of it
-	h := make(Headers, n)
-	for i := range h {
-		var parts [2]string
-		for j := range parts {
-			l, k := binary.Uvarint(b[off:])
-			off += k
-			parts[j] = all[off : off+int(l)]
-			off += int(l)
-		}
-		h[i] = Header{Name: parts[0], Value: parts[1]}
-	}
-	return h
+// load8 reads s[i:i+8] as a little-endian word, in one load after one
+// bounds check (indexing the string byte by byte checks each byte).
+func load8(s string, i int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:i+8]), 8))
 }

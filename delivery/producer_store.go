@@ -135,7 +135,7 @@ func (r *producerRun[T]) recover(ctx context.Context) error {
 			if m.LastChunk {
 				e.flags |= flagLastChunk
 			}
-			e.payload, e.headers = m.Payload, m.Headers
+			e.payload, e.headers = m.Payload, encodedHeaders(m.Headers)
 			r.held = append(r.held, e)
 			r.held[first].size += len(m.Payload)
 			r.heldBytes += len(m.Payload)

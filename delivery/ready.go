@@ -29,7 +29,7 @@ type readyQueue struct {
 type readyMsg struct {
 	seqNr   SeqNr // of the message's last chunk
 	payload []byte
-	headers []byte // encoded, checked by the reader; nil for none
+	headers Headers // nil for none
 }
 
 func newReadyQueue() *readyQueue {

@@ -173,9 +173,9 @@ func appendFrameHeader(dst []byte, h frameHeader) []byte {
 }
 
 // appendSequenced writes a sequenced message; total, when not 0, is the
-// whole message's size, for its first chunk; headers, when not nil, its
-// encoded headers, for its first chunk too.
-func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, headers, payload []byte) []byte {
+// whole message's size, for its first chunk; headers, unless none, its
+// headers, for its first chunk too.
+func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, headers outHeaders, payload []byte) []byte {
 	ext := extBlockLen(total, headers)
 	if ext > 0 {
 		flags |= flagExt
@@ -187,10 +187,10 @@ func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, headers, pa
 	if ext > 0 {
 		dst = binary.AppendUvarint(dst, uint64(ext))
 		dst = appendNumberExt(dst, extTotalSize, total)
-		if headers != nil {
+		if !headers.none() {
 			dst = append(dst, extHeaders)
-			dst = binary.AppendUvarint(dst, uint64(len(headers)))
-			dst = append(dst, headers...)
+			dst = binary.AppendUvarint(dst, uint64(headers.size))
+			dst = headers.appendTo(dst)
 		}
 	}
 	return append(dst, payload...)
@@ -231,15 +231,15 @@ func numberExt(value []byte, what string) (uint64, *FrameError) {
 }
 
 // extBlockLen is the length of a sequenced message's extension block.
-func extBlockLen(total int, headers []byte) int {
+func extBlockLen(total int, headers outHeaders) int {
 	n := numberExtLen(total)
-	if headers != nil {
-		n += headersRoom(len(headers))
+	if !headers.none() {
+		n += headersRoom(headers.size)
 	}
 	return n
 }
 
-func sequencedBodyLen(seqNr SeqNr, total int, headers []byte, payloadLen int) int {
+func sequencedBodyLen(seqNr SeqNr, total int, headers outHeaders, payloadLen int) int {
 	n := 1 + uvarintLen(uint64(seqNr)) + payloadLen
 	if ext := extBlockLen(total, headers); ext > 0 {
 		n += uvarintLen(uint64(ext)) + ext
@@ -248,7 +248,7 @@ func sequencedBodyLen(seqNr SeqNr, total int, headers []byte, payloadLen int) in
 }
 
 // sequencedSize is the exact number of bytes appendSequenced adds.
-func sequencedSize(seqNr SeqNr, total int, headers []byte, payloadLen int) int {
+func sequencedSize(seqNr SeqNr, total int, headers outHeaders, payloadLen int) int {
 	bodyLen := sequencedBodyLen(seqNr, total, headers, payloadLen)
 	return 1 + uvarintLen(uint64(bodyLen)) + bodyLen
 }

@@ -140,7 +140,7 @@ func (w *WorkPullingProducerController[T]) recover(ctx context.Context) error {
 		if sm.SeqNr <= st.Confirmed {
 			continue
 		}
-		m := &wpMsg{seqNr: sm.SeqNr, payload: sm.Payload, headers: sm.Headers}
+		m := &wpMsg{seqNr: sm.SeqNr, payload: sm.Payload, headers: encodedHeaders(sm.Headers)}
 		w.taken = append(w.taken, m)
 		w.requeue = append(w.requeue, m)
 		last = max(last, sm.SeqNr)

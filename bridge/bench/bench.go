@@ -31,6 +31,10 @@ func Run(ctx context.Context, svc bridge.Config, b Config, env bridge.Env) error
 	if b.Sealed && !svc.Sealed() {
 		svc.Secret = randomSecret() // the sealed mode's, for this run
 	}
+	stopProfile, err := startCPUProfile(b.CPUProfile)
+	if err != nil {
+		return err
+	}
 	about := describeBench(&b)
 	prog := newProgress(env.Stderr)
 	fmt.Fprintf(env.Stderr, "bridge bench: %s over %s; sizes %s\n", about.Workload, strings.Join(b.Transports, ", "), sizesText(b.Size))
@@ -39,9 +43,9 @@ func Run(ctx context.Context, svc bridge.Config, b Config, env bridge.Env) error
 		run = runWorkPulling
 	}
 	rows, runErr := run(ctx, svc, b, env.Log, prog)
+	runErr = errors.Join(runErr, stopProfile())
 	prog.finish()
 	report.SetRatios(rows)
-	var err error
 	if b.Format == "json" {
 		err = report.WriteJSON(env.Stdout, rows)
 	} else {
@@ -144,28 +148,20 @@ func runSize(ctx context.Context, t *target, w plan, prog *progress, log *slog.L
 		}
 	}()
 	for _, m := range modes {
-		var err error
-		switch m.mode {
-		case report.Raw:
-			m.pipe, err = t.raw(ctx, streams[m.mode], w.size, m.deliver)
-		case report.Reliable:
-			m.pipe, err = reliablePipe(ctx, t.car, protocolCfg, streams[m.mode], "", log, m.deliver)
-		case report.Durable:
-			m.pipe, err = reliablePipe(ctx, t.car, protocolCfg, streams[m.mode], durableDir, log, m.deliver)
-		case report.Sealed:
-			m.pipe, err = reliablePipe(ctx, t.car, t.cfg, streams[m.mode], "", log, m.deliver)
-		case report.Headers:
-			m.pipe, err = reliablePipe(ctx, t.car, protocolCfg, streams[m.mode], "", log, m.deliver, benchHeaders())
-		case report.Traced:
-			m.pipe, err = tracedPipe(ctx, t.car, protocolCfg, streams[m.mode], w.traceSample, log, m.deliver)
-		}
+		err := labelled(ctx, t, w.size, m.mode, func(ctx context.Context) (err error) {
+			m.pipe, err = m.open(ctx, t, w, protocolCfg, streams[m.mode], durableDir, log)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", m.mode, err)
 		}
 	}
 	for _, m := range modes {
 		label := fmt.Sprintf("%s %s %s, warm-up", t.name, report.SizeText(w.size), m.mode)
-		if err := m.warmUp(ctx, warm, w.size, w.rate, prog, label); err != nil {
+		err := labelled(ctx, t, w.size, m.mode, func(ctx context.Context) error {
+			return m.warmUp(ctx, warm, w.size, w.rate, prog, label)
+		})
+		if err != nil {
 			return nil, fmt.Errorf("%s, warm-up: %w", m.mode, err)
 		}
 	}
@@ -178,7 +174,10 @@ func runSize(ctx context.Context, t *target, w plan, prog *progress, log *slog.L
 		for k := range modes {
 			m := modes[(k+r)%len(modes)]
 			label := fmt.Sprintf("%s %s %s, round %d/%d", t.name, report.SizeText(w.size), m.mode, r+1, w.rounds)
-			if err := m.measure(ctx, first, n, w.size, w.rate, prog, label); err != nil {
+			err := labelled(ctx, t, w.size, m.mode, func(ctx context.Context) error {
+				return m.measure(ctx, first, n, w.size, w.rate, prog, label)
+			})
+			if err != nil {
 				return nil, fmt.Errorf("%s, round %d: %w", m.mode, r+1, err)
 			}
 		}
@@ -210,4 +209,24 @@ func sizesText(sizes []int) string {
 		s[i] = report.SizeText(n)
 	}
 	return strings.Join(s, ", ")
+}
+
+// open opens the mode's pipe on stream: protocolCfg is t's configuration
+// as the protocol's modes use it (unsealed when the sealed mode runs beside
+// them); durableDir holds the durable mode's queue.
+func (m *modeRun) open(ctx context.Context, t *target, w plan, protocolCfg bridge.Config, stream, durableDir string, log *slog.Logger) (*pipe, error) {
+	switch m.mode {
+	case report.Raw:
+		return t.raw(ctx, stream, w.size, m.deliver)
+	case report.Durable:
+		return reliablePipe(ctx, t.car, protocolCfg, stream, durableDir, log, m.deliver)
+	case report.Sealed:
+		return reliablePipe(ctx, t.car, t.cfg, stream, "", log, m.deliver)
+	case report.Headers:
+		return reliablePipe(ctx, t.car, protocolCfg, stream, "", log, m.deliver, benchHeaders())
+	case report.Traced:
+		return tracedPipe(ctx, t.car, protocolCfg, stream, w.traceSample, log, m.deliver)
+	default:
+		return reliablePipe(ctx, t.car, protocolCfg, stream, "", log, m.deliver)
+	}
 }

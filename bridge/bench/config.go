@@ -38,6 +38,7 @@ type Config struct {
 	Scenario   string        `envconfig:"BENCH_SCENARIO" default:"point-to-point" desc:"bench: point-to-point (one producer, one consumer: raw against reliable), or work-pulling (one producer, BRIDGE_BENCH_WORKERS workers each spending BRIDGE_BENCH_SINK_COST on every message: the protocol's work pulling against the broker's own competing consumers, then a short pass with a worker killed; one size; set BRIDGE_BENCH_COUNT to a few thousand, a worker handles about 1000 msgs/s at 1ms)"`
 	Workers    []int         `envconfig:"BENCH_WORKERS" default:"1,2,4" desc:"bench, work-pulling: the counts of workers, comma-separated, each from 1 to BRIDGE_MAX_WORKERS; the kill pass runs with the largest, when it is 2 or more"`
 	SinkCost   time.Duration `envconfig:"BENCH_SINK_COST" default:"1ms" desc:"bench, work-pulling: what each message costs a worker, slept before it acknowledges it, 0 to 1s"`
+	CPUProfile string        `envconfig:"BENCH_CPU_PROFILE" desc:"bench: write a CPU profile of the whole bench to this file (go tool pprof reads it); every sample is labelled with its transport, size and mode, so -tagfocus=mode=headers shows one mode's"`
 	KafkaLabel string        `envconfig:"BENCH_KAFKA_LABEL" desc:"bench: what the Kafka at BRIDGE_KAFKA_BROKERS is, shown in every output (default: its cluster ID; kfake, the test broker, is always labelled as one)"`
 }
 
@@ -116,9 +117,9 @@ func (b *Config) Validate(svc *bridge.Config) error {
 	if b.Format != "table" && b.Format != "json" {
 		fail("BENCH_FORMAT", b.Format, "must be one of table, json")
 	}
-	if b.Report != "" {
-		if fi, err := os.Stat(filepath.Dir(b.Report)); err != nil || !fi.IsDir() {
-			fail("BENCH_REPORT", b.Report, "its directory must exist")
+	for _, out := range []struct{ name, file string }{{"BENCH_REPORT", b.Report}, {"BENCH_CPU_PROFILE", b.CPUProfile}} {
+		if fi, err := os.Stat(filepath.Dir(out.file)); out.file != "" && (err != nil || !fi.IsDir()) {
+			fail(out.name, out.file, "its directory must exist")
 		}
 	}
 	return errors.Join(errs...)

@@ -3,10 +3,13 @@ package main_test
 import (
 	"encoding/json"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/google/pprof/profile"
 )
 
 // benchCount and benchSizes are the tests' workload: small, but each run
@@ -143,12 +146,16 @@ func TestBenchJSON(t *testing.T) {
 }
 
 // TestBenchTable checks the default output: a table with a row per mode,
-// and what each raw client was.
+// and what each raw client was; and that BRIDGE_BENCH_CPU_PROFILE writes a
+// profile whose samples say which mode they were taken in.
 func TestBenchTable(t *testing.T) {
-	code, stdout, stderr := output(t, []string{"bench"}, "BRIDGE_BENCH_TRANSPORTS=tcp", "BRIDGE_BENCH_COUNT=500", "BRIDGE_BENCH_ROUNDS=1")
+	cpuProfile := filepath.Join(t.TempDir(), "cpu.pprof")
+	code, stdout, stderr := output(t, []string{"bench"}, "BRIDGE_BENCH_TRANSPORTS=tcp", "BRIDGE_BENCH_COUNT=100000", "BRIDGE_BENCH_ROUNDS=1",
+		"BRIDGE_BENCH_HEADERS=true", "BRIDGE_BENCH_CPU_PROFILE="+cpuProfile)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
+	checkProfileModes(t, cpuProfile, "raw", "reliable", "headers")
 	lines := strings.Split(stdout, "\n")
 	var header, raw, reliable bool
 	for _, l := range lines {
@@ -167,6 +174,32 @@ func TestBenchTable(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "cores") || !strings.Contains(stdout, "raw: the tcp carrier's link") {
 		t.Errorf("the table does not say on what machine it ran and what raw was:\n%s", stdout)
+	}
+}
+
+// checkProfileModes fails t unless the CPU profile at file has samples
+// labelled with each of modes.
+func checkProfileModes(t *testing.T, file string, modes ...string) {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatalf("BRIDGE_BENCH_CPU_PROFILE: %v", err)
+	}
+	defer f.Close()
+	prof, err := profile.Parse(f)
+	if err != nil {
+		t.Fatalf("BRIDGE_BENCH_CPU_PROFILE: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, s := range prof.Sample {
+		for _, mode := range s.Label["mode"] {
+			seen[mode] = true
+		}
+	}
+	for _, mode := range modes {
+		if !seen[mode] {
+			t.Errorf("the CPU profile has no sample labelled mode=%s (it has %v)", mode, seen)
+		}
 	}
 }
 
@@ -190,6 +223,7 @@ func TestBenchConfigErrors(t *testing.T) {
 		{[]string{"BRIDGE_BENCH_TRACE_SAMPLE=2"}, `BRIDGE_BENCH_TRACE_SAMPLE="2"`},
 		{[]string{"BRIDGE_BENCH_FORMAT=csv"}, `BRIDGE_BENCH_FORMAT="csv"`},
 		{[]string{"BRIDGE_BENCH_REPORT=/no/such/dir/r.html"}, "BRIDGE_BENCH_REPORT"},
+		{[]string{"BRIDGE_BENCH_CPU_PROFILE=/no/such/dir/cpu.pprof"}, `BRIDGE_BENCH_CPU_PROFILE="/no/such/dir/cpu.pprof": its directory must exist`},
 		{[]string{"BRIDGE_BENCH_WINDOWS=5"}, "did you mean BRIDGE_BENCH_WINDOW?"},
 	} {
 		code, stdout, stderr := output(t, []string{"bench"}, tc.vars...)

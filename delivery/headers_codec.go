@@ -1,0 +1,153 @@
+package delivery
+
+import (
+	"encoding/binary"
+	"unsafe"
+)
+
+// The encoding of a message's headers, the value of a sequenced message's
+// extHeaders and what the durable queue keeps: the count, then for each
+// header nameLen name valueLen value, all lengths varints, names in lower
+// case. Names and values are nearly always under 128 bytes, so their
+// lengths take one byte, and the codec reads and writes those inline.
+
+// appendHeaders appends the encoding of h, which checkHeaders accepted, to
+// dst.
+func appendHeaders(dst []byte, h Headers) []byte {
+	dst = appendLen(dst, len(h))
+	for _, x := range h {
+		dst = appendLen(dst, len(x.Name))
+		n := len(dst)
+		dst = append(dst, x.Name...)
+		lowerASCII(dst[n:])
+		dst = appendLen(dst, len(x.Value))
+		dst = append(dst, x.Value...)
+	}
+	return dst
+}
+
+// encodeHeaders checks h and encodes it in one allocation; nil for no
+// headers.
+func encodeHeaders(h Headers) ([]byte, error) {
+	size, err := checkHeaders(h)
+	if err != nil || size == 0 {
+		return nil, err
+	}
+	return appendHeaders(make([]byte, 0, size), h), nil
+}
+
+// lowerASCII puts b, checked ASCII, in lower case, a word at a time, the
+// last word overlapping the one before it (lowering twice changes
+// nothing). The last word is read before any is written: read after the
+// write it overlaps, it would wait for that store.
+func lowerASCII(b []byte) {
+	if len(b) < 8 {
+		for i, c := range b {
+			if 'A' <= c && c <= 'Z' {
+				b[i] = c + 'a' - 'A'
+			}
+		}
+		return
+	}
+	last := len(b) - 8
+	tail := lowerWord(binary.LittleEndian.Uint64(b[last:]))
+	for i := 0; i < last; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], lowerWord(binary.LittleEndian.Uint64(b[i:])))
+	}
+	binary.LittleEndian.PutUint64(b[last:], tail)
+}
+
+// appendLen appends n as a varint.
+func appendLen(dst []byte, n int) []byte {
+	if n < 0x80 {
+		return append(dst, byte(n))
+	}
+	return binary.AppendUvarint(dst, uint64(n))
+}
+
+// readLen reads the varint at b[off:] and returns it and the offset past
+// it; an offset of -1 when it is malformed or overruns b.
+func readLen(b []byte, off int) (uint64, int) {
+	if off < len(b) && b[off] < 0x80 {
+		return uint64(b[off]), off + 1
+	}
+	if off >= len(b) {
+		return 0, -1
+	}
+	v, k := binary.Uvarint(b[off:])
+	if k <= 0 {
+		return 0, -1
+	}
+	return v, off + k
+}
+
+// walkHeaders checks an encoding of headers: every length before it is
+// used, the limits, and every name and value as Send does. It allocates
+// nothing. It returns the count.
+func walkHeaders(b []byte) (int, *HeaderError) {
+	n, off := readLen(b, 0)
+	if off < 0 || n > MaxHeaders {
+		return 0, &HeaderError{Reason: "a malformed or too large count"}
+	}
+	total := 0
+	for range n {
+		var parts [2]string
+		for j := range parts {
+			var l uint64
+			if l, off = readLen(b, off); off < 0 || l > uint64(len(b)-off) {
+				return 0, &HeaderError{Reason: "a length overruns the headers"}
+			}
+			parts[j] = bytesString(b[off : off+int(l)])
+			off += int(l)
+			total += int(l)
+		}
+		if err := checkHeader(parts[0], parts[1]); err != nil {
+			return 0, err
+		}
+	}
+	if off != len(b) || total > MaxHeaderBytes {
+		return 0, &HeaderError{Reason: "trailing bytes, or more than the limits"}
+	}
+	return int(n), nil
+}
+
+// decodeHeaders reads an encoding walkHeaders accepted (the frame reader
+// checks every one). It copies nothing: the names and values are strings
+// over b's bytes, which must never change (a received frame's are the
+// consumer's, and nothing writes to them), and the slice is carved from
+// *arena, a new one of arenaHeaders allocated when it has no room, so that
+// the headers of many messages cost one allocation.
+func decodeHeaders(b []byte, arena *[]Header) Headers {
+	n, off := readLen(b, 0)
+	a := *arena
+	if cap(a)-len(a) < int(n) {
+		a = make([]Header, 0, max(int(n), arenaHeaders))
+	}
+	start, end := len(a), len(a)+int(n)
+	a = a[:end]
+	for i := start; i < end; i++ {
+		var l uint64
+		l, off = readLen(b, off)
+		a[i].Name = bytesString(b[off : off+int(l)])
+		off += int(l)
+		l, off = readLen(b, off)
+		a[i].Value = bytesString(b[off : off+int(l)])
+		off += int(l)
+	}
+	*arena = a
+	return a[start:end:end]
+}
+
+// arenaHeaders is how many headers decodeHeaders allocates room for at a
+// time: 4 KiB, a few dozen messages' worth, that a delivery kept long
+// keeps alive (as its payload keeps its frame).
+const arenaHeaders = 128
+
+// bytesString is b's bytes as a string, without a copy: b must never
+// change.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return "" // an empty value may end a frame, where no byte is to point at
+	}
+	return unsafe.String(&b[0], len(b))
+}
