@@ -38,7 +38,7 @@ func ForgedData(producerID string, epoch uint64, first bool, p []byte, seqNrs ..
 		if i == 0 && first {
 			flags |= flagFirst
 		}
-		b = appendSequenced(b, flags, s, 0, outHeaders{}, p)
+		b = appendSequenced(b, flags, s, 0, headerBlock{}, p)
 	}
 	return b
 }

@@ -26,6 +26,52 @@ func appendHeaders(dst []byte, h Headers) []byte {
 	return dst
 }
 
+// headersLen is the length of the encoding of h, which checkHeaders
+// accepted; 0 for no headers.
+func headersLen(h Headers) int {
+	if len(h) == 0 {
+		return 0
+	}
+	n := uvarintLen(uint64(len(h)))
+	for _, x := range h {
+		n += uvarintLen(uint64(len(x.Name))) + len(x.Name) + uvarintLen(uint64(len(x.Value))) + len(x.Value)
+	}
+	return n
+}
+
+// headerBlock is a message's headers with the length of their encoding,
+// as a frame is written: the producer keeps the headers given to Send (it
+// encodes them into each frame that carries them, so that they cost no
+// allocation of their own), and sizes them once a frame.
+type headerBlock struct {
+	h   Headers
+	len int
+}
+
+func blockOf(h Headers) headerBlock { return headerBlock{h: h, len: headersLen(h)} }
+
+// storeHeaders is the encoding of h, which checkHeaders accepted, for a
+// durable queue; nil for none.
+func storeHeaders(h Headers) []byte {
+	if len(h) == 0 {
+		return nil
+	}
+	return appendHeaders(make([]byte, 0, headersLen(h)), h)
+}
+
+// storedHeaders reads headers a durable queue kept (encoded, as a frame
+// carries them), checked as a frame's are: the strings are over b's bytes,
+// which the producer then keeps. nil for none.
+func storedHeaders(b []byte, arena *[]Header) (Headers, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if _, err := walkHeaders(b); err != nil {
+		return nil, err
+	}
+	return decodeHeaders(b, arena), nil
+}
+
 // encodeHeaders checks h and encodes it in one allocation; nil for no
 // headers.
 func encodeHeaders(h Headers) ([]byte, error) {

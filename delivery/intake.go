@@ -29,7 +29,7 @@ type accepted struct {
 	chunks   int
 	firstLen int // payload bytes in the first chunk; the others hold ChunkSize each, the last the rest
 	payload  []byte
-	headers  outHeaders
+	headers  Headers       // checked; kept, as given, until confirmed
 	reply    *Confirmation // nil unless sent with confirmation
 }
 

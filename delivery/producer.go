@@ -162,20 +162,19 @@ type Outgoing[T any] struct {
 // TrySendWithConfirmation do, with headers: it returns the message's
 // sequence number and, with m.Confirm, its Confirmation.
 func (p *ProducerController[T]) SendMessage(ctx context.Context, m Outgoing[T]) (SeqNr, *Confirmation, error) {
-	h, err := givenHeaders(m.Headers)
-	if err != nil {
+	if _, err := checkHeaders(m.Headers); err != nil {
 		return 0, nil, err
 	}
-	return p.submit(ctx, m.Message, h, m.Confirm, !m.NoWait)
+	return p.submit(ctx, m.Message, m.Headers, m.Confirm, !m.NoWait)
 }
 
 func (p *ProducerController[T]) send(ctx context.Context, msg T, withReply, wait bool) (SeqNr, *Confirmation, error) {
-	return p.submit(ctx, msg, outHeaders{}, withReply, wait)
+	return p.submit(ctx, msg, nil, withReply, wait)
 }
 
 // submit prepares msg (its chunks: the first holds less, to leave room
 // for the headers h) and offers it to the intake.
-func (p *ProducerController[T]) submit(ctx context.Context, msg T, h outHeaders, withReply, wait bool) (SeqNr, *Confirmation, error) {
+func (p *ProducerController[T]) submit(ctx context.Context, msg T, h Headers, withReply, wait bool) (SeqNr, *Confirmation, error) {
 	a, err := p.prepare(msg, h)
 	if err != nil {
 		return 0, nil, err
@@ -184,16 +183,16 @@ func (p *ProducerController[T]) submit(ctx context.Context, msg T, h outHeaders,
 }
 
 // prepare serializes msg and lays out its chunks, for the intake.
-func (p *ProducerController[T]) prepare(msg T, h outHeaders) (accepted, error) {
+func (p *ProducerController[T]) prepare(msg T, h Headers) (accepted, error) {
 	payload, err := p.ser.Marshal(msg)
 	if err != nil {
 		return accepted{}, &MarshalError{Err: err}
 	}
 	a := accepted{payload: payload, headers: h, chunks: 1, firstLen: len(payload)}
 	room := p.settings.ChunkSize
-	if !h.none() {
-		if room -= headersRoom(h.size); room < 1 {
-			return accepted{}, &HeaderError{Reason: fmt.Sprintf("%d bytes of headers do not fit a chunk of %d bytes (ChunkSize, lowered to the carrier's frames)", h.size, p.settings.ChunkSize)}
+	if n := headersLen(h); n > 0 {
+		if room -= headersRoom(n); room < 1 {
+			return accepted{}, &HeaderError{Reason: fmt.Sprintf("%d bytes of headers do not fit a chunk of %d bytes (ChunkSize, lowered to the carrier's frames)", n, p.settings.ChunkSize)}
 		}
 	}
 	if len(payload) > room {

@@ -72,9 +72,9 @@ const maxBacklog = 16
 
 // entry is one sequenced message (a whole message or one chunk).
 type entry struct {
-	flags   byte       // flagFirstChunk, flagLastChunk, flagAck, flagRefused
-	size    int        // on a first chunk: the whole message's size
-	headers outHeaders // on a first chunk: the message's headers
+	flags   byte    // flagFirstChunk, flagLastChunk, flagAck, flagRefused
+	size    int     // on a first chunk: the whole message's size
+	headers Headers // on a first chunk: the message's headers
 	payload []byte
 }
 
@@ -215,7 +215,7 @@ func (r *producerRun[T]) takeIntake(batch []accepted) {
 			r.held = append(r.held, e)
 			r.heldBytes += len(e.payload)
 			if r.store != nil {
-				r.store.add(StoredMessage{SeqNr: a.first + SeqNr(i), FirstChunk: i == 0, LastChunk: i == a.chunks-1, Headers: e.headers.bytes(), Payload: e.payload})
+				r.store.add(StoredMessage{SeqNr: a.first + SeqNr(i), FirstChunk: i == 0, LastChunk: i == a.chunks-1, Headers: storeHeaders(e.headers), Payload: e.payload})
 			}
 		}
 		r.accepted = a.first + SeqNr(a.chunks) - 1
@@ -315,8 +315,9 @@ func (r *producerRun[T]) emit(seqNr SeqNr) {
 		total = e.size // the first chunk of a chunked message says how large it is
 	}
 	h := frameHeader{kind: dataFrame, producerEpoch: r.epoch, consumerEpoch: r.consumerEpoch, producerID: r.s.ProducerID}
-	buf := r.out.reserve(h, sequencedSize(seqNr, total, e.headers, len(e.payload)))
-	*buf = appendSequenced(*buf, flags, seqNr, total, e.headers, e.payload)
+	hb := blockOf(e.headers)
+	buf := r.out.reserve(h, sequencedSize(seqNr, total, hb, len(e.payload)))
+	*buf = appendSequenced(*buf, flags, seqNr, total, hb, e.payload)
 }
 
 // resend asks for the held messages from..to to go again; asks merge.

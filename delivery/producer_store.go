@@ -126,6 +126,7 @@ func (r *producerRun[T]) recover(ctx context.Context) error {
 	if len(keep) > 0 {
 		r.heldStart = keep[0].SeqNr
 		first := 0 // the entry of the message's first chunk, which knows its size
+		var arena []Header
 		for _, m := range keep {
 			var e entry
 			if m.FirstChunk {
@@ -135,7 +136,10 @@ func (r *producerRun[T]) recover(ctx context.Context) error {
 			if m.LastChunk {
 				e.flags |= flagLastChunk
 			}
-			e.payload, e.headers = m.Payload, encodedHeaders(m.Headers)
+			if e.headers, err = storedHeaders(m.Headers, &arena); err != nil {
+				return fmt.Errorf("%w: message %d: %w", ErrDurableQueue, m.SeqNr, err)
+			}
+			e.payload = m.Payload
 			r.held = append(r.held, e)
 			r.held[first].size += len(m.Payload)
 			r.heldBytes += len(m.Payload)

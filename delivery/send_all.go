@@ -19,7 +19,7 @@ package delivery
 func (p *ProducerController[T]) TrySendAllWithConfirmation(msgs []T) ([]*Confirmation, error) {
 	batch := make([]accepted, len(msgs))
 	for i, msg := range msgs {
-		a, err := p.prepare(msg, outHeaders{})
+		a, err := p.prepare(msg, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -35,11 +35,10 @@ func (p *ProducerController[T]) TrySendAllWithConfirmation(msgs []T) ([]*Confirm
 func (p *ProducerController[T]) TrySendAllMessages(msgs []Outgoing[T]) ([]*Confirmation, error) {
 	batch := make([]accepted, len(msgs))
 	for i, m := range msgs {
-		h, err := givenHeaders(m.Headers)
-		if err != nil {
+		if _, err := checkHeaders(m.Headers); err != nil {
 			return nil, err
 		}
-		a, err := p.prepare(m.Message, h)
+		a, err := p.prepare(m.Message, m.Headers)
 		if err != nil {
 			return nil, err
 		}

@@ -175,7 +175,7 @@ func appendFrameHeader(dst []byte, h frameHeader) []byte {
 // appendSequenced writes a sequenced message; total, when not 0, is the
 // whole message's size, for its first chunk; headers, unless none, its
 // headers, for its first chunk too.
-func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, headers outHeaders, payload []byte) []byte {
+func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, headers headerBlock, payload []byte) []byte {
 	ext := extBlockLen(total, headers)
 	if ext > 0 {
 		flags |= flagExt
@@ -187,10 +187,10 @@ func appendSequenced(dst []byte, flags byte, seqNr SeqNr, total int, headers out
 	if ext > 0 {
 		dst = binary.AppendUvarint(dst, uint64(ext))
 		dst = appendNumberExt(dst, extTotalSize, total)
-		if !headers.none() {
+		if headers.len > 0 {
 			dst = append(dst, extHeaders)
-			dst = binary.AppendUvarint(dst, uint64(headers.size))
-			dst = headers.appendTo(dst)
+			dst = binary.AppendUvarint(dst, uint64(headers.len))
+			dst = appendHeaders(dst, headers.h)
 		}
 	}
 	return append(dst, payload...)
@@ -231,15 +231,15 @@ func numberExt(value []byte, what string) (uint64, *FrameError) {
 }
 
 // extBlockLen is the length of a sequenced message's extension block.
-func extBlockLen(total int, headers outHeaders) int {
+func extBlockLen(total int, headers headerBlock) int {
 	n := numberExtLen(total)
-	if !headers.none() {
-		n += headersRoom(headers.size)
+	if headers.len > 0 {
+		n += headersRoom(headers.len)
 	}
 	return n
 }
 
-func sequencedBodyLen(seqNr SeqNr, total int, headers outHeaders, payloadLen int) int {
+func sequencedBodyLen(seqNr SeqNr, total int, headers headerBlock, payloadLen int) int {
 	n := 1 + uvarintLen(uint64(seqNr)) + payloadLen
 	if ext := extBlockLen(total, headers); ext > 0 {
 		n += uvarintLen(uint64(ext)) + ext
@@ -248,7 +248,7 @@ func sequencedBodyLen(seqNr SeqNr, total int, headers outHeaders, payloadLen int
 }
 
 // sequencedSize is the exact number of bytes appendSequenced adds.
-func sequencedSize(seqNr SeqNr, total int, headers outHeaders, payloadLen int) int {
+func sequencedSize(seqNr SeqNr, total int, headers headerBlock, payloadLen int) int {
 	bodyLen := sequencedBodyLen(seqNr, total, headers, payloadLen)
 	return 1 + uvarintLen(uint64(bodyLen)) + bodyLen
 }

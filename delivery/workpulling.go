@@ -106,7 +106,7 @@ type WorkPullingProducerController[T any] struct {
 type wpMsg struct {
 	seqNr   SeqNr
 	payload []byte
-	headers outHeaders
+	headers Headers       // checked; kept, as given, until confirmed
 	reply   *Confirmation // nil unless asked for
 	inner   *Confirmation // the current worker's, for this hand-out
 	worker  *wpWorker     // the worker it is with, or nil
@@ -198,8 +198,7 @@ func (w *WorkPullingProducerController[T]) TrySendWithConfirmation(msg T) (*Conf
 // *HeaderError past the limits), its payload (a *MarshalError) and the
 // payload's size (a *MessageTooLargeError over MaxMessageSize).
 func (w *WorkPullingProducerController[T]) newMsg(o Outgoing[T]) (*wpMsg, error) {
-	h, err := givenHeaders(o.Headers)
-	if err != nil {
+	if _, err := checkHeaders(o.Headers); err != nil {
 		return nil, err
 	}
 	payload, err := w.ser.Marshal(o.Message)
@@ -209,7 +208,7 @@ func (w *WorkPullingProducerController[T]) newMsg(o Outgoing[T]) (*wpMsg, error)
 	if len(payload) > w.s.MaxMessageSize {
 		return nil, &MessageTooLargeError{Size: len(payload), Limit: w.s.MaxMessageSize}
 	}
-	return &wpMsg{payload: payload, headers: h}, nil
+	return &wpMsg{payload: payload, headers: o.Headers}, nil
 }
 
 // SendMessage is ProducerController.SendMessage for work pulling.
@@ -262,7 +261,7 @@ func (w *WorkPullingProducerController[T]) takeLocked(m *wpMsg, confirm bool) {
 	w.open++
 	w.c.taken.Add(1)
 	if w.store != nil {
-		w.store.add(StoredMessage{SeqNr: m.seqNr, FirstChunk: true, LastChunk: true, Headers: m.headers.bytes(), Payload: m.payload}, m.reply)
+		w.store.add(StoredMessage{SeqNr: m.seqNr, FirstChunk: true, LastChunk: true, Headers: storeHeaders(m.headers), Payload: m.payload}, m.reply)
 	} else if m.reply != nil {
 		m.reply.resolveStored(nil)
 	}

@@ -133,6 +133,7 @@ func (w *WorkPullingProducerController[T]) recover(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	last := st.Confirmed
+	var arena []Header
 	for _, sm := range st.Messages {
 		if !sm.FirstChunk || !sm.LastChunk {
 			return fmt.Errorf("%w: message %d is a chunk: the queue is a point-to-point producer's; a work-pulling producer needs a queue of its own", ErrDurableQueue, sm.SeqNr)
@@ -140,7 +141,11 @@ func (w *WorkPullingProducerController[T]) recover(ctx context.Context) error {
 		if sm.SeqNr <= st.Confirmed {
 			continue
 		}
-		m := &wpMsg{seqNr: sm.SeqNr, payload: sm.Payload, headers: encodedHeaders(sm.Headers)}
+		headers, err := storedHeaders(sm.Headers, &arena)
+		if err != nil {
+			return fmt.Errorf("%w: message %d: %w", ErrDurableQueue, sm.SeqNr, err)
+		}
+		m := &wpMsg{seqNr: sm.SeqNr, payload: sm.Payload, headers: headers}
 		w.taken = append(w.taken, m)
 		w.requeue = append(w.requeue, m)
 		last = max(last, sm.SeqNr)

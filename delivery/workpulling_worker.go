@@ -201,7 +201,7 @@ func (w *WorkPullingProducerController[T]) confirmLocked(m *wpMsg, err error) {
 		return
 	}
 	m.done, m.worker, m.inner = true, nil, nil
-	m.payload, m.headers = nil, outHeaders{} // only its number waits for the older ones
+	m.payload, m.headers = nil, nil // only its number waits for the older ones
 	w.open--
 	if err != nil {
 		w.c.refused.Add(1)
