@@ -44,6 +44,11 @@ type ConsumerController[T any] struct {
 }
 
 // Delivery is one message handed to the application.
+//
+// Its Headers' strings share the bytes of the frame the message came in, as
+// a []byte Message does, and their slice is cut from one that holds the
+// headers of a few dozen messages: a Delivery kept keeps those alive. The
+// slice is the application's to change (a header replaced, one appended).
 type Delivery[T any] struct {
 	Message       T
 	SeqNr         SeqNr   // its sequence number (for a chunked message, that of its last chunk)

@@ -93,3 +93,19 @@ func BenchmarkHeaders(b *testing.B) {
 		}
 	})
 }
+
+// TestDecodedHeadersOwnTheirSlice: headers decoded into one arena, as a
+// consumer decodes many messages', are each their own: appending to one
+// message's does not reach the next one's.
+func TestDecodedHeadersOwnTheirSlice(t *testing.T) {
+	var arena []Header
+	first := decodeHeaders(mustEncode(Headers{{"a", "1"}}), &arena)
+	second := decodeHeaders(mustEncode(Headers{{"b", "2"}, {"c", "3"}}), &arena)
+	if &first[0] != &arena[0] || &second[0] != &arena[1] {
+		t.Fatalf("the two were not decoded into one arena")
+	}
+	_ = append(first, Header{"x", "y"})
+	if second[0] != (Header{"b", "2"}) || second[1] != (Header{"c", "3"}) || len(arena) != 3 {
+		t.Fatalf("appending to the first message's headers changed the second's: %v", second)
+	}
+}

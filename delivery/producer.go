@@ -149,7 +149,9 @@ type Outgoing[T any] struct {
 	// they survive chunking, resends and the durable queue; the consumer
 	// finds them in Delivery.Headers. Their limits are MaxHeaders,
 	// MaxHeaderBytes and MaxHeaderName; past them SendMessage returns a
-	// *HeaderError.
+	// *HeaderError. SendMessage checks them and keeps the slice, not a
+	// copy, until the message is confirmed (it encodes them into each frame
+	// that carries them): do not change it after, as for a []byte message.
 	Headers Headers
 	// Confirm asks for a Confirmation, as SendWithConfirmation does.
 	Confirm bool
