@@ -28,8 +28,10 @@ var errConnDone = errors.New("tcp: connection ended")
 // conn is one established, authenticated connection of a link. It runs two
 // goroutines: a reader, which hands frames to the link, and a writer, which
 // writes everything Send queued since its last write in one syscall and
-// pings when the connection has been quiet for Keepalive. Whichever fails
-// first ends the connection; ended tells the link.
+// pings when the connection has been quiet for Keepalive. A frame of
+// directFrameMin or more that finds nothing queued is written by its Send
+// itself, without a copy. Whichever fails first ends the connection; ended
+// tells the link.
 type conn struct {
 	nc    net.Conn
 	br    *bufio.Reader
@@ -41,6 +43,7 @@ type conn struct {
 	pending []byte // framed bytes waiting for the writer
 	spare   []byte // the writer's last buffer, reused
 	waiting bool   // a Send waits for room
+	writing bool   // the writer, or a Send writing its frame itself, has the connection
 	room    chan struct{}
 	wake    chan struct{}
 
@@ -82,13 +85,31 @@ func (c *conn) fail(err error) {
 	})
 }
 
-// enqueue frames payload for the writer, waiting while WriteBuffer is full.
+// directFrameMin is the smallest frame a Send writes itself when nothing
+// is queued before it: copying a frame this large into the queue costs more
+// than the system call that gathering frames saves. The protocol's frames
+// of large messages are this large (a megabyte by default).
+const directFrameMin = 256 << 10
+
+// enqueue frames payload for the writer, waiting while WriteBuffer is full,
+// or writes a large frame itself.
 func (c *conn) enqueue(ctx context.Context, payload []byte) error {
 	for {
 		c.mu.Lock()
 		if c.err != nil {
 			c.mu.Unlock()
 			return errConnDone
+		}
+		if len(payload) >= directFrameMin && len(c.pending) == 0 && !c.writing {
+			c.writing = true
+			c.mu.Unlock()
+			err := c.writeFrame(ctx, payload)
+			c.released(nil)
+			if err != nil {
+				c.fail(fmt.Errorf("tcp: write: %w", err))
+				return errConnDone
+			}
+			return nil
 		}
 		if len(c.pending) == 0 || len(c.pending)+frameHeaderLen+len(payload) <= c.cfg.WriteBuffer {
 			wasEmpty := len(c.pending) == 0
@@ -121,19 +142,74 @@ func appendFrame(dst []byte, typ byte, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
-// take swaps the pending bytes out for the writer and lets waiting senders
-// in.
-func (c *conn) take() []byte {
+// writeFrame writes one frame of payload on the connection, which the
+// caller has (c.writing), the header and payload gathered in one system
+// call. ctx ending mid-frame ends the connection: the peer would wait for
+// the rest of a frame.
+func (c *conn) writeFrame(ctx context.Context, payload []byte) error {
+	var hdr [frameHeaderLen]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(1+len(payload)))
+	hdr[4] = typeFrame
+	var mu sync.Mutex
+	finished := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !finished {
+			c.nc.SetWriteDeadline(time.Unix(1, 0)) // now: the write returns
+		}
+	})
+	defer stop()
+	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.IdleTimeout))
+	bufs := net.Buffers{hdr[:], payload}
+	_, err := bufs.WriteTo(c.nc)
+	mu.Lock()
+	finished = true
+	mu.Unlock()
+	return err
+}
+
+// take gives the writer the connection (c.writing) and swaps the pending
+// bytes out for it, letting waiting senders in: ok false while a Send
+// writes its frame itself, or when nothing is pending (unless ping: the
+// writer then has the connection for a ping, buf empty).
+func (c *conn) take(ping bool) (buf []byte, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	buf := c.pending
+	if c.writing || (len(c.pending) == 0 && !ping) {
+		return nil, false
+	}
+	c.writing = true
+	if len(c.pending) == 0 {
+		return nil, true // a ping
+	}
+	buf = c.pending
 	c.pending, c.spare = c.spare[:0], nil
 	if c.waiting {
 		c.waiting = false
 		close(c.room)
 		c.room = make(chan struct{})
 	}
-	return buf
+	return buf, true
+}
+
+// released gives the connection back after a write, keeping spare (the
+// writer's buffer, written) for reuse, and wakes the writer for what was
+// queued meanwhile.
+func (c *conn) released(spare []byte) {
+	c.mu.Lock()
+	c.writing = false
+	if spare != nil {
+		c.spare = spare[:0]
+	}
+	queued := len(c.pending) > 0
+	c.mu.Unlock()
+	if queued {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (c *conn) write() {
@@ -149,23 +225,23 @@ func (c *conn) write() {
 		case <-c.done:
 			return
 		}
-		buf := c.take()
-		if len(buf) == 0 {
-			if !pinging {
-				continue
+		buf, ok := c.take(pinging)
+		if !ok {
+			if pinging {
+				keepalive.Reset(c.cfg.Keepalive) // a Send is writing: not quiet
 			}
-			buf = ping
+			continue
+		}
+		written := buf
+		if len(buf) == 0 {
+			buf, written = ping, nil
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.IdleTimeout))
 		if _, err := c.nc.Write(buf); err != nil {
 			c.fail(fmt.Errorf("tcp: write: %w", err))
 			return
 		}
-		if !pinging {
-			c.mu.Lock()
-			c.spare = buf[:0]
-			c.mu.Unlock()
-		}
+		c.released(written)
 		keepalive.Reset(c.cfg.Keepalive)
 	}
 }

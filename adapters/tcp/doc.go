@@ -78,8 +78,12 @@
 // Frames are length-prefixed. Send queues a frame and returns; the
 // connection's writer writes everything queued since its last write in one
 // syscall, so frames coalesce under load, and Send blocks once
-// Config.WriteBuffer bytes wait, passing the peer's back-pressure on. Reads
-// are buffered. A connection silent for Config.Keepalive pings; one that
+// Config.WriteBuffer bytes wait, passing the peer's back-pressure on. A
+// frame of 256 KiB or more (the protocol's frames of large messages) that
+// finds nothing queued is written by its Send itself, header and payload
+// gathered, without the copy into the queue; Send then returns once it is
+// written, and a ctx ending mid-frame ends the connection. Reads are
+// buffered. A connection silent for Config.Keepalive pings; one that
 // hears nothing for Config.IdleTimeout is taken for dead and closed.
 //
 // # Reconnecting
