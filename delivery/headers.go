@@ -60,37 +60,33 @@ func (e *HeaderError) Error() string {
 	return fmt.Sprintf("delivery: message header %q: %s", e.Name, e.Reason)
 }
 
-// checkHeaders checks h against the limits and every name and value, and
-// returns the length of its encoding (0 for no headers), allocating
-// nothing; a *HeaderError past the limits.
-func checkHeaders(h Headers) (int, error) {
-	if len(h) == 0 {
-		return 0, nil
-	}
+// checkHeaders checks h against the limits and every name and value,
+// allocating nothing: a *HeaderError past the limits.
+func checkHeaders(h Headers) error {
 	if len(h) > MaxHeaders {
-		return 0, &HeaderError{Reason: fmt.Sprintf("%d headers; at most %d", len(h), MaxHeaders)}
+		return &HeaderError{Reason: fmt.Sprintf("%d headers; at most %d", len(h), MaxHeaders)}
 	}
-	total, size := 0, uvarintLen(uint64(len(h)))
+	total := 0
 	for _, x := range h {
 		if err := checkHeader(x.Name, x.Value); err != nil {
 			err.Name = x.Name
-			return 0, err
+			return err
 		}
 		total += len(x.Name) + len(x.Value)
-		size += uvarintLen(uint64(len(x.Name))) + len(x.Name) + uvarintLen(uint64(len(x.Value))) + len(x.Value)
 	}
 	if total > MaxHeaderBytes {
-		return 0, &HeaderError{Reason: fmt.Sprintf("%d bytes of names and values; at most %d", total, MaxHeaderBytes)}
+		return &HeaderError{Reason: fmt.Sprintf("%d bytes of names and values; at most %d", total, MaxHeaderBytes)}
 	}
-	return size, nil
+	return nil
 }
 
 // checkHeader checks a name and a value, as Send is given them or as they
-// come off the wire (strings over the frame's bytes), allocating nothing. Headers ride every message and the consumer checks
-// them on its frame reader's path, so it looks at eight bytes at a time
-// (the last word overlapping the one before it rather than byte by byte),
-// and at each byte only in a word that holds one out of the plain range (a
-// tab, a byte outside ASCII, a bad one).
+// come off the wire (strings over the frame's bytes), allocating nothing.
+// Headers ride every message and the consumer checks them on its frame
+// reader's path, so it looks at eight bytes at a time (the last word
+// overlapping the one before it rather than byte by byte), and at each
+// byte only in a value that holds one out of the plain range (a tab, a
+// byte outside ASCII, a bad one).
 func checkHeader(name, value string) *HeaderError {
 	if len(name) == 0 || len(name) > MaxHeaderName {
 		return &HeaderError{Reason: fmt.Sprintf("a name is 1 to %d bytes", MaxHeaderName)}

@@ -75,11 +75,10 @@ func storedHeaders(b []byte, arena *[]Header) (Headers, error) {
 // encodeHeaders checks h and encodes it in one allocation; nil for no
 // headers.
 func encodeHeaders(h Headers) ([]byte, error) {
-	size, err := checkHeaders(h)
-	if err != nil || size == 0 {
+	if err := checkHeaders(h); err != nil {
 		return nil, err
 	}
-	return appendHeaders(make([]byte, 0, size), h), nil
+	return storeHeaders(h), nil
 }
 
 // lowerASCII puts b, checked ASCII, in lower case, a word at a time, the

@@ -164,7 +164,7 @@ type Outgoing[T any] struct {
 // TrySendWithConfirmation do, with headers: it returns the message's
 // sequence number and, with m.Confirm, its Confirmation.
 func (p *ProducerController[T]) SendMessage(ctx context.Context, m Outgoing[T]) (SeqNr, *Confirmation, error) {
-	if _, err := checkHeaders(m.Headers); err != nil {
+	if err := checkHeaders(m.Headers); err != nil {
 		return 0, nil, err
 	}
 	return p.submit(ctx, m.Message, m.Headers, m.Confirm, !m.NoWait)

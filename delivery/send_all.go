@@ -35,7 +35,7 @@ func (p *ProducerController[T]) TrySendAllWithConfirmation(msgs []T) ([]*Confirm
 func (p *ProducerController[T]) TrySendAllMessages(msgs []Outgoing[T]) ([]*Confirmation, error) {
 	batch := make([]accepted, len(msgs))
 	for i, m := range msgs {
-		if _, err := checkHeaders(m.Headers); err != nil {
+		if err := checkHeaders(m.Headers); err != nil {
 			return nil, err
 		}
 		a, err := p.prepare(m.Message, m.Headers)

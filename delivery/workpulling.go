@@ -198,7 +198,7 @@ func (w *WorkPullingProducerController[T]) TrySendWithConfirmation(msg T) (*Conf
 // *HeaderError past the limits), its payload (a *MarshalError) and the
 // payload's size (a *MessageTooLargeError over MaxMessageSize).
 func (w *WorkPullingProducerController[T]) newMsg(o Outgoing[T]) (*wpMsg, error) {
-	if _, err := checkHeaders(o.Headers); err != nil {
+	if err := checkHeaders(o.Headers); err != nil {
 		return nil, err
 	}
 	payload, err := w.ser.Marshal(o.Message)
