@@ -56,16 +56,15 @@ type Delivery[T any] struct {
 	ProducerEpoch uint64  // the lifetime of the producer that sent it
 	Headers       Headers // what the producer sent with it (names in lower case); nil for none
 
-	q   *readyQueue
-	gen uint64
+	gen *readyGen // its numbering's confirmations
 }
 
 // Confirm tells the controller the application is done with this message
 // and every one delivered before it. It does not block. Confirming twice, or
 // after the producer's numbering changed, does nothing.
 func (d Delivery[T]) Confirm() {
-	if d.q != nil {
-		d.q.confirmUpTo(d.gen, d.SeqNr)
+	if d.gen != nil {
+		d.gen.confirmUpTo(d.SeqNr)
 	}
 }
 
@@ -117,11 +116,11 @@ func (c *ConsumerController[T]) Receive(ctx context.Context) (Delivery[T], error
 	if d, err, ok := c.takeSetAside(); ok {
 		return d, err
 	}
-	m, gen, id, err := c.ready.pop(ctx)
+	m, gen, err := c.ready.pop(ctx)
 	if err != nil {
 		return Delivery[T]{}, err
 	}
-	return c.delivery(m, gen, id)
+	return c.delivery(m, gen)
 }
 
 // ReceiveBatch waits for the next message like Receive, then appends to dst
@@ -141,11 +140,11 @@ func (c *ConsumerController[T]) ReceiveBatch(ctx context.Context, dst []Delivery
 	}
 	dst = append(dst, d)
 	for len(dst) < max {
-		m, gen, id, ok := c.ready.tryPop()
+		m, gen, ok := c.ready.tryPop()
 		if !ok {
 			break
 		}
-		d, err := c.delivery(m, gen, id)
+		d, err := c.delivery(m, gen)
 		if err != nil {
 			c.setAside(d, err)
 			break
@@ -155,8 +154,8 @@ func (c *ConsumerController[T]) ReceiveBatch(ctx context.Context, dst []Delivery
 	return dst, nil
 }
 
-func (c *ConsumerController[T]) delivery(m readyMsg, gen uint64, id producerIdentity) (Delivery[T], error) {
-	d := Delivery[T]{SeqNr: m.seqNr, ProducerID: id.id, ProducerEpoch: id.epoch, Headers: m.headers, q: c.ready, gen: gen}
+func (c *ConsumerController[T]) delivery(m readyMsg, gen *readyGen) (Delivery[T], error) {
+	d := Delivery[T]{SeqNr: m.seqNr, ProducerID: gen.id.id, ProducerEpoch: gen.id.epoch, Headers: m.headers, gen: gen}
 	var err error
 	if d.Message, err = c.ser.Unmarshal(m.payload); err != nil {
 		return d, &UnmarshalError{SeqNr: m.seqNr, Payload: m.payload, Err: err}

@@ -14,12 +14,11 @@ type consumerRun[T any] struct {
 	out  outbox
 
 	// The numbering followed: one producer lifetime, from its first
-	// message on. gen counts numberings so that confirmations of deliveries
-	// from an abandoned one are ignored.
+	// message on. (Confirmations of deliveries from an abandoned one are
+	// ignored: they land in its readyGen.)
 	numbered      bool
 	producerID    string
 	producerEpoch uint64
-	gen           uint64
 
 	received  SeqNr // highest received in order; the next expected is received+1
 	delivered SeqNr // highest whole message pushed to the application
@@ -531,7 +530,6 @@ func (r *consumerRun[T]) start(h frameHeader, seqNr SeqNr) {
 	clear(r.releases)
 	r.releases = r.releases[:0]
 	r.numbered, r.producerID, r.producerEpoch = true, h.producerID, h.producerEpoch
-	r.gen++
 	base := seqNr - 1
 	r.base = base
 	r.received, r.delivered, r.confirmed, r.reported, r.requested = base, base, base, base, base
@@ -542,7 +540,7 @@ func (r *consumerRun[T]) start(h frameHeader, seqNr SeqNr) {
 	r.acks, r.waiting = r.acks[:0], 0
 	clear(r.pushes)
 	r.pushes = r.pushes[:0]
-	r.c.ready.reset(r.gen, producerIdentity{id: h.producerID, epoch: h.producerEpoch}, base)
+	r.c.ready.reset(producerIdentity{id: h.producerID, epoch: h.producerEpoch}, base)
 	r.c.stats.numberings.Add(1)
 	r.c.stats.setProducer(h.producerID, h.producerEpoch)
 	r.c.stats.received.Store(uint64(base))

@@ -3,27 +3,51 @@ package delivery
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // readyQueue is the consumer controller's mailbox towards the application:
 // complete messages wait in it in order, Receive takes them one by one and
 // Confirm records, cumulatively, how far the application got. The
 // controller is woken only when a confirmation reaches the sequence number
-// it asked about (wakeAt), not on every one. The mutex guards the mailbox
-// only: protocol state stays with the controller.
+// it asked about (wakeAt), not on every one. Protocol state stays with the
+// controller.
+//
+// The controller and the receivers meet once per batch of messages, not
+// once per message: the controller appends to items under mu; a receiver
+// that finds its own batch empty swaps items for it under mu, then takes
+// messages from the batch under rmu, which the controller takes only to
+// reset or close. Confirm takes no lock. Two goroutines on two cores taking
+// one mutex per message kept its cache line moving between them, and cost
+// more than everything else the application's side does.
 type readyQueue struct {
 	mu      sync.Mutex
-	items   []readyMsg
-	head    int
-	gen     uint64           // numbering generation; confirmations of older ones are ignored
-	id      producerIdentity // producer of this generation
-	handed  SeqNr            // highest handed to the application in this generation
-	confirm SeqNr            // highest confirmed by the application in this generation
-	wakeAt  SeqNr            // wake the controller once confirm reaches it; 0: don't
-	err     error            // set when no more messages will come
-	waiting bool             // a Receive waits on avail
-	wake    chan struct{}
-	avail   chan struct{} // closed when items arrive for a waiting Receive
+	items   []readyMsg // pushed, not yet taken into the receivers' batch
+	gen     *readyGen  // the numbering followed; written by the controller under mu
+	err     error      // set when no more messages will come
+	waiting bool       // a Receive waits on avail
+	avail   chan struct{}
+
+	rmu   sync.Mutex // taken before mu
+	batch []readyMsg // batch[head:] are the next to hand out, of numbering bgen
+	head  int
+	bgen  *readyGen
+
+	// waiting (the controller's readyState) is pushed - handed: pushed is
+	// the controller's alone, handed counts messages handed out or dropped.
+	pushed uint64
+	handed atomic.Uint64
+
+	wake chan struct{}
+}
+
+// readyGen is one numbering's confirmations. Deliveries point at theirs,
+// so confirmations of an abandoned numbering land where no one looks.
+type readyGen struct {
+	q       *readyQueue
+	id      producerIdentity
+	confirm atomic.Uint64 // highest confirmed by the application
+	wakeAt  atomic.Uint64 // wake the controller once confirm reaches it; 0: don't
 }
 
 type readyMsg struct {
@@ -33,13 +57,17 @@ type readyMsg struct {
 }
 
 func newReadyQueue() *readyQueue {
-	return &readyQueue{wake: make(chan struct{}, 1), avail: make(chan struct{})}
+	q := &readyQueue{wake: make(chan struct{}, 1), avail: make(chan struct{})}
+	q.gen = &readyGen{q: q}
+	return q
 }
 
-// push appends complete messages of the current generation.
+// push appends complete messages of the current numbering; the
+// controller's goroutine only.
 func (q *readyQueue) push(msgs []readyMsg) {
 	q.mu.Lock()
 	q.items = append(q.items, msgs...)
+	q.pushed += uint64(len(msgs))
 	q.signalReceivers()
 	q.mu.Unlock()
 }
@@ -54,68 +82,104 @@ func (q *readyQueue) signalReceivers() {
 
 // pop hands the next message to the application, waiting until there is one,
 // ctx ends or the queue is closed and empty.
-func (q *readyQueue) pop(ctx context.Context) (readyMsg, uint64, producerIdentity, error) {
+func (q *readyQueue) pop(ctx context.Context) (readyMsg, *readyGen, error) {
 	for {
+		q.rmu.Lock()
+		if m, g, ok := q.takeLocked(); ok {
+			q.rmu.Unlock()
+			return m, g, nil
+		}
 		q.mu.Lock()
-		if m, ok := q.takeLocked(); ok {
-			gen, id := q.gen, q.id
+		if q.refillLocked() {
 			q.mu.Unlock()
-			return m, gen, id, nil
+			m, g, _ := q.takeLocked()
+			q.rmu.Unlock()
+			return m, g, nil
 		}
 		if q.err != nil {
 			err := q.err
 			q.mu.Unlock()
-			return readyMsg{}, 0, producerIdentity{}, err
+			q.rmu.Unlock()
+			return readyMsg{}, nil, err
 		}
 		q.waiting = true
 		avail := q.avail
 		q.mu.Unlock()
+		q.rmu.Unlock()
 		select {
 		case <-avail:
 		case <-ctx.Done():
-			return readyMsg{}, 0, producerIdentity{}, ctx.Err()
+			return readyMsg{}, nil, ctx.Err()
 		}
 	}
 }
 
 // tryPop hands out the next message if one is waiting.
-func (q *readyQueue) tryPop() (readyMsg, uint64, producerIdentity, bool) {
+func (q *readyQueue) tryPop() (readyMsg, *readyGen, bool) {
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	if m, g, ok := q.takeLocked(); ok {
+		return m, g, true
+	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	m, ok := q.takeLocked()
-	return m, q.gen, q.id, ok
+	refilled := q.refillLocked()
+	q.mu.Unlock()
+	if !refilled {
+		return readyMsg{}, nil, false
+	}
+	return q.takeLocked()
 }
 
-// takeLocked takes the next message, if any; q.mu must be held.
-func (q *readyQueue) takeLocked() (readyMsg, bool) {
-	if q.head == len(q.items) {
-		return readyMsg{}, false
+// takeLocked takes the next message of the batch, if any; q.rmu must be
+// held.
+func (q *readyQueue) takeLocked() (readyMsg, *readyGen, bool) {
+	if q.head == len(q.batch) {
+		return readyMsg{}, nil, false
 	}
-	m := q.items[q.head]
-	q.items[q.head] = readyMsg{}
+	m := q.batch[q.head]
+	q.batch[q.head] = readyMsg{}
 	q.head++
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
+	q.handed.Add(1)
+	return m, q.bgen, true
+}
+
+// refillLocked makes everything pushed the receivers' batch, giving the
+// controller the emptied batch's storage to push into; q.rmu and q.mu must
+// be held, and the batch must be empty. It reports whether there was
+// anything.
+func (q *readyQueue) refillLocked() bool {
+	if len(q.items) == 0 {
+		return false
 	}
-	q.handed = m.seqNr
-	return m, true
+	q.batch, q.items = q.items, q.batch[:0]
+	q.head, q.bgen = 0, q.gen
+	return true
 }
 
 // confirmUpTo records the application's confirmation of seqNr and every
 // message handed before it.
-func (q *readyQueue) confirmUpTo(gen uint64, seqNr SeqNr) {
-	q.mu.Lock()
-	if gen == q.gen && seqNr > q.confirm && seqNr <= q.handed {
-		q.confirm = seqNr
-		if q.wakeAt != 0 && seqNr >= q.wakeAt {
-			q.wakeAt = 0
-			select {
-			case q.wake <- struct{}{}:
-			default:
-			}
+func (g *readyGen) confirmUpTo(seqNr SeqNr) {
+	for {
+		c := g.confirm.Load()
+		if uint64(seqNr) <= c {
+			return
+		}
+		if g.confirm.CompareAndSwap(c, uint64(seqNr)) {
+			break
 		}
 	}
-	q.mu.Unlock()
+	// The controller stores wakeAt, then loads confirm; this stores
+	// confirm, then loads wakeAt: one of the two sees the other's store.
+	if at := g.wakeAt.Load(); at != 0 && uint64(seqNr) >= at && g.wakeAt.CompareAndSwap(at, 0) {
+		g.q.signalController()
+	}
+}
+
+func (q *readyQueue) signalController() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
 }
 
 // readyState is what the controller learns from the queue.
@@ -124,53 +188,61 @@ type readyState struct {
 	waiting   int // messages not yet handed to the application
 }
 
-// progress reads the application's progress.
+// progress reads the application's progress; the controller's goroutine
+// only.
 func (q *readyQueue) progress() readyState {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return readyState{confirmed: q.confirm, waiting: len(q.items) - q.head}
+	return readyState{confirmed: SeqNr(q.gen.confirm.Load()), waiting: int(q.pushed - q.handed.Load())}
 }
 
 // sync reads the application's progress and sets the sequence number whose
 // confirmation should wake the controller next (0: none). It reports a wake
-// at once if that confirmation has already happened.
+// at once if that confirmation has already happened. The controller's
+// goroutine only.
 func (q *readyQueue) sync(wakeAt SeqNr) readyState {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.wakeAt = wakeAt
-	if wakeAt != 0 && q.confirm >= wakeAt {
-		q.wakeAt = 0
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+	g := q.gen
+	g.wakeAt.Store(uint64(wakeAt))
+	if wakeAt != 0 && g.confirm.Load() >= uint64(wakeAt) && g.wakeAt.CompareAndSwap(uint64(wakeAt), 0) {
+		q.signalController()
 	}
-	return readyState{confirmed: q.confirm, waiting: len(q.items) - q.head}
+	return q.progress()
 }
 
-// reset starts a new generation: a new producer numbering that begins after
-// base. Messages of the old one not yet handed out are dropped.
-func (q *readyQueue) reset(gen uint64, id producerIdentity, base SeqNr) {
+// reset starts a new numbering, of producer id, that begins after base.
+// Messages of the old one not yet handed out are dropped. The controller's
+// goroutine only.
+func (q *readyQueue) reset(id producerIdentity, base SeqNr) {
+	q.rmu.Lock()
 	q.mu.Lock()
-	clear(q.items)
-	q.items, q.head = q.items[:0], 0
-	q.gen, q.id = gen, id
-	q.handed, q.confirm, q.wakeAt = base, base, 0
+	q.dropLocked()
+	g := &readyGen{q: q, id: id}
+	g.confirm.Store(uint64(base))
+	q.gen = g
 	q.mu.Unlock()
+	q.rmu.Unlock()
+}
+
+// dropLocked drops every message not handed out; q.rmu and q.mu must be
+// held.
+func (q *readyQueue) dropLocked() {
+	q.handed.Add(uint64(len(q.items) + len(q.batch) - q.head))
+	clear(q.items)
+	clear(q.batch)
+	q.items, q.batch, q.head = q.items[:0], q.batch[:0], 0
 }
 
 // close makes Receive return err once the queue is empty; with discard, at
 // once.
 func (q *readyQueue) close(err error, discard bool) {
+	q.rmu.Lock()
 	q.mu.Lock()
 	if q.err == nil {
 		q.err = err
 	}
 	if discard {
-		clear(q.items)
-		q.items, q.head = q.items[:0], 0
+		q.dropLocked()
 	}
 	q.waiting = true // wake every waiting Receive so it sees err
 	q.signalReceivers()
 	q.mu.Unlock()
+	q.rmu.Unlock()
 }

@@ -271,8 +271,10 @@ func TestProducerKilledWithoutDurableQueue(t *testing.T) {
 		}
 	}
 	// The consumer takes the five and does not confirm them.
+	var stale delivery.Delivery[[]byte]
 	for range 5 {
-		if _, err := consumer.Receive(ctx); err != nil {
+		var err error
+		if stale, err = consumer.Receive(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -289,10 +291,29 @@ func TestProducerKilledWithoutDurableQueue(t *testing.T) {
 			}
 		}
 	}()
-	got, err := consume(ctx, consumer, 10)
+	// A confirmation of the old lifetime's fifth message, made after the
+	// consumer follows the new one, confirms none of the new one's.
+	d, err := consumer.Receive(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	stale.Confirm()
+	d.Confirm()
+	for consumer.Stats().ConfirmedSeqNr < d.SeqNr {
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("the new lifetime's first confirmation never counted: %+v", consumer.Stats())
+		}
+	}
+	if st := consumer.Stats(); st.ConfirmedSeqNr != d.SeqNr {
+		t.Fatalf("confirmed %d after the old lifetime's %d and the new one's %d: the stale confirmation counted", st.ConfirmedSeqNr, stale.SeqNr, d.SeqNr)
+	}
+	more, err := consume(ctx, consumer, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append([]int{mustIndex(t, d.Message)}, more...)
 	for k, i := range got {
 		if i != 100+k {
 			t.Fatalf("after the restart got message %d at %d; want the new lifetime's %d", i, k, 100+k)
@@ -302,4 +323,13 @@ func TestProducerKilledWithoutDurableQueue(t *testing.T) {
 	waitSecond()
 	consumer.Close()
 	waitConsumer()
+}
+
+func mustIndex(t *testing.T, payload []byte) int {
+	t.Helper()
+	i, err := adaptertest.Index(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
 }
