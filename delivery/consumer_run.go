@@ -182,9 +182,8 @@ loop:
 // event: confirmations release frames, answer acks and open the window.
 func (r *consumerRun[T]) settle() {
 	if len(r.pushes) > 0 {
-		r.c.ready.push(r.pushes)
-		clear(r.pushes)
-		r.pushes = r.pushes[:0]
+		r.c.stats.delivered.Add(uint64(len(r.pushes)))
+		r.pushes = r.c.ready.push(r.pushes)
 	}
 	st := r.c.ready.progress()
 	r.waiting = st.waiting
@@ -462,7 +461,6 @@ func (r *consumerRun[T]) push(seqNr SeqNr, payload, headers []byte, ack bool) {
 	r.pushes = append(r.pushes, m)
 	r.delivered = seqNr
 	r.waiting++
-	r.c.stats.delivered.Add(1)
 	if ack {
 		r.acks = append(r.acks, seqNr)
 	}

@@ -62,14 +62,22 @@ func newReadyQueue() *readyQueue {
 	return q
 }
 
-// push appends complete messages of the current numbering; the
-// controller's goroutine only.
-func (q *readyQueue) push(msgs []readyMsg) {
+// push appends complete messages of the current numbering and returns an
+// empty slice to gather the next ones in: msgs's own storage, or, when
+// nothing was waiting, that of the queue, which takes msgs as it is rather
+// than copying it. The controller's goroutine only.
+func (q *readyQueue) push(msgs []readyMsg) []readyMsg {
 	q.mu.Lock()
-	q.items = append(q.items, msgs...)
 	q.pushed += uint64(len(msgs))
+	if len(q.items) == 0 {
+		q.items, msgs = msgs, q.items
+	} else {
+		q.items = append(q.items, msgs...)
+		clear(msgs)
+	}
 	q.signalReceivers()
 	q.mu.Unlock()
+	return msgs[:0]
 }
 
 func (q *readyQueue) signalReceivers() {
