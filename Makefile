@@ -102,7 +102,7 @@ bench-work: brokers
 
 ## bench-chart: docs/bench.png, the README's picture, from the report of `make bench`
 bench-chart:
-	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,830 \
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,828 \
 		--screenshot=docs/bench.png "file://$(CURDIR)/$(BENCH_REPORT)"
 
 ## fuzz: every decoder of network input under the fuzzer, FUZZTIME each
