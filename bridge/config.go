@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/bridge-mq/bridge/delivery"
 )
 
 // Config is the whole service's configuration, read from BRIDGE_*
@@ -62,7 +64,7 @@ type Config struct {
 	KafkaSASLUser      string   `envconfig:"KAFKA_SASL_USER" desc:"kafka: SASL user name"`
 	KafkaSASLPassword  string   `envconfig:"KAFKA_SASL_PASSWORD" desc:"kafka: SASL password"`
 
-	Window          int           `envconfig:"WINDOW" default:"1000" desc:"sequence numbers the consumer lets the producer send beyond what is confirmed"`
+	Window          int           `envconfig:"WINDOW" default:"16384" desc:"sequence numbers the consumer lets the producer send beyond what is confirmed (a work-pulling worker: its demand, default 1000)"`
 	WindowBytes     int           `envconfig:"WINDOW_BYTES" default:"4194304" desc:"payload bytes the consumer lets the producer have sent and not confirmed, whatever BRIDGE_WINDOW allows (a larger message goes alone)"`
 	ResendMin       time.Duration `envconfig:"RESEND_MIN" default:"1s" desc:"the consumer's first retry interval while it waits for the producer"`
 	ResendMax       time.Duration `envconfig:"RESEND_MAX" default:"30s" desc:"the longest retry interval (it grows 1.5x per retry)"`
@@ -141,6 +143,9 @@ func LoadConfig(sections ...any) (Config, error) {
 		}
 	}
 	errs = append(errs, unknownVariables(sections)...)
+	if _, set := os.LookupEnv(envPrefix + "_WINDOW"); !set && cfg.WorkPulling() {
+		cfg.Window = delivery.DefaultWorkerWindow // a worker's demand; see its doc
+	}
 	cfg.Tracing = tracingFromEnv()
 	return cfg, errors.Join(errs...)
 }

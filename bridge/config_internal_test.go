@@ -51,3 +51,30 @@ func checkEnvDefault(t *testing.T, typ reflect.Type, field string, want any) {
 		t.Errorf("BRIDGE_%s defaults to %q; the library's default is %v", f.Tag.Get("envconfig"), tag, want)
 	}
 }
+
+// TestWorkerWindowDefault: a work-pulling process left without BRIDGE_WINDOW
+// takes a worker's demand, the library's DefaultWorkerWindow, not a
+// point-to-point consumer's window; one set is kept.
+func TestWorkerWindowDefault(t *testing.T) {
+	for _, c := range []struct {
+		mode, window string
+		want         int
+	}{
+		{"point-to-point", "", delivery.DefaultWindow},
+		{"work-pulling", "", delivery.DefaultWorkerWindow},
+		{"work-pulling", "50", 50},
+		{"work-pulling", "16384", 16384},
+	} {
+		t.Setenv("BRIDGE_MODE", c.mode)
+		if c.window != "" {
+			t.Setenv("BRIDGE_WINDOW", c.window)
+		}
+		cfg, err := LoadConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Window != c.want {
+			t.Errorf("BRIDGE_MODE=%s BRIDGE_WINDOW=%q: window %d, want %d", c.mode, c.window, cfg.Window, c.want)
+		}
+	}
+}

@@ -59,3 +59,6 @@ func (l *SealedLink) OpenSealed(b []byte) ([]byte, bool) {
 
 // EncodeHelloForTest is a worker's hello, for tests that play a stranger.
 func EncodeHelloForTest(workerID string) []byte { return encodeHello(workerID) }
+
+// WorkerDefaults is s with its defaults filled in, as a worker takes it.
+func WorkerDefaults(s WorkerSettings) (WorkerSettings, error) { return s.withDefaults() }

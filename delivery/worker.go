@@ -31,13 +31,20 @@ const (
 	// worker's unconfirmed messages to other workers, a worker says hello
 	// again (the producer may have restarted).
 	DefaultWorkerTimeout = 5 * time.Second
+	// DefaultWorkerWindow is a worker's demand, its ConsumerSettings.Window
+	// when that is 0: smaller than a point-to-point consumer's
+	// DefaultWindow, because the producer hands each worker up to its
+	// demand, and messages handed to a slow or dying worker wait for it
+	// while other workers could take them.
+	DefaultWorkerWindow = 1000
 )
 
 // WorkerSettings configure a worker of a work-pulling stream: a
 // ConsumerController with a worker ID.
 type WorkerSettings struct {
 	// ConsumerSettings configure the worker's ConsumerController, as for a
-	// point-to-point consumer; its Window is the worker's demand.
+	// point-to-point consumer; its Window is the worker's demand, default
+	// DefaultWorkerWindow.
 	ConsumerSettings
 
 	// WorkerID names the worker: required, see CheckWorkerID. Keep it
@@ -59,6 +66,9 @@ type WorkerSettings struct {
 
 func (s WorkerSettings) withDefaults() (WorkerSettings, error) {
 	var errs settingErrors
+	if s.Window == 0 {
+		s.Window = DefaultWorkerWindow
+	}
 	cs, err := s.ConsumerSettings.withDefaults()
 	if err != nil {
 		errs = append(errs, err)

@@ -422,3 +422,19 @@ func TestWorkPullingJoinerServedWhileBusy(t *testing.T) {
 	}
 	adaptertest.CheckWork(t, sent, nil, first, late)
 }
+
+// A worker's demand defaults to DefaultWorkerWindow, smaller than a
+// point-to-point consumer's window; one given is kept.
+func TestWorkerWindowDefault(t *testing.T) {
+	s, err := delivery.WorkerDefaults(delivery.WorkerSettings{WorkerID: "w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Window != delivery.DefaultWorkerWindow {
+		t.Errorf("default worker window %d, want %d", s.Window, delivery.DefaultWorkerWindow)
+	}
+	s, err = delivery.WorkerDefaults(delivery.WorkerSettings{WorkerID: "w1", ConsumerSettings: delivery.ConsumerSettings{Window: 7}})
+	if err != nil || s.Window != 7 {
+		t.Errorf("a worker window of 7 became %d (%v)", s.Window, err)
+	}
+}

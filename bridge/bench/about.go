@@ -24,9 +24,9 @@ func describeBench(b *Config) report.About {
 	if b.Scenario == scenarioWorkPulling {
 		return report.About{Date: time.Now().Format("2006-01-02"), Machine: describeMachine(), Workload: fmt.Sprintf(
 			"work pulling: %d messages of %s per pass shared by %s workers, each spending %s on every message, window (prefetch) %d per worker; then %s",
-			b.Count, report.SizeText(b.Size[0]), intsText(b.Workers), b.SinkCost, b.Window, killText(b))}
+			b.Count, report.SizeText(b.Size[0]), intsText(b.Workers), b.SinkCost, b.window(), killText(b))}
 	}
-	workload := fmt.Sprintf("%s, %s, in %d rounds, window %d", count, rate, b.Rounds, b.Window)
+	workload := fmt.Sprintf("%s, %s, in %d rounds, window %d", count, rate, b.Rounds, b.window())
 	if b.Durable {
 		workload += ", also with the durable queue"
 	}

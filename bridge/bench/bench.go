@@ -85,7 +85,7 @@ func runAll(ctx context.Context, svc bridge.Config, b Config, log *slog.Logger, 
 			return rows, fmt.Errorf("bench %s: %w", name, err)
 		}
 		for _, size := range b.Size {
-			w := plan{count: b.countFor(size), size: size, window: b.Window, rounds: b.Rounds, rate: b.Rate, durable: b.Durable, sealed: b.Sealed,
+			w := plan{count: b.countFor(size), size: size, window: b.window(), rounds: b.Rounds, rate: b.Rate, durable: b.Durable, sealed: b.Sealed,
 				headers: b.Headers, traceSample: b.TraceSample}
 			rs, err := runSize(ctx, t, w, prog, log)
 			rows = append(rows, rs...)

@@ -23,7 +23,7 @@ type Config struct {
 	Count      int      `envconfig:"BENCH_COUNT" default:"100000" desc:"bench: messages per run (each transport, size and mode)"`
 	MaxBytes   int64    `envconfig:"BENCH_MAX_BYTES" default:"1073741824" desc:"bench: at most this many payload bytes per run: runs of large messages send fewer than BRIDGE_BENCH_COUNT, so that a broker that keeps what it was sent (kfake keeps all in memory) and the bench's time stay bounded (0: no bound)"`
 	Size       []int    `envconfig:"BENCH_SIZE" default:"128" desc:"bench: bytes per message, 32 to 1000000; a comma-separated list runs each size"`
-	Window     int      `envconfig:"BENCH_WINDOW" default:"1000" desc:"bench: the consumer's window in reliable runs (and the raw amqp consumer's prefetch)"`
+	Window     int      `envconfig:"BENCH_WINDOW" desc:"bench: the consumer's window in reliable runs (and the raw amqp consumer's prefetch) (default: the protocol's, 16384; in the work-pulling scenario a worker's demand, 1000)"`
 	Rate       float64  `envconfig:"BENCH_RATE" desc:"bench: messages per second (default 0: as fast as possible; a fixed rate for latency runs)"`
 	Durable    bool     `envconfig:"BENCH_DURABLE" desc:"bench: also run reliable delivery with the durable producer queue (in a temporary directory)"`
 	Sealed     bool     `envconfig:"BENCH_SEALED" desc:"bench: also run reliable delivery with sealed frames (mode sealed, sealed with BRIDGE_SECRET, or a random secret when it is unset) beside it unsealed (mode reliable), on every transport"`
@@ -107,8 +107,8 @@ func (b *Config) Validate(svc *bridge.Config) error {
 			fail("BENCH_MAX_BYTES", strconv.FormatInt(b.MaxBytes, 10), fmt.Sprintf("leaves %d messages of %d bytes, fewer than BRIDGE_BENCH_ROUNDS", n, size))
 		}
 	}
-	if b.Window < 1 || b.Window > delivery.MaxWindow {
-		fail("BENCH_WINDOW", strconv.Itoa(b.Window), "must be from 1 to "+strconv.Itoa(delivery.MaxWindow))
+	if b.Window < 0 || b.Window > delivery.MaxWindow {
+		fail("BENCH_WINDOW", strconv.Itoa(b.Window), "must be from 1 to "+strconv.Itoa(delivery.MaxWindow)+" (unset: the protocol's default)")
 	}
 	if b.Rate < 0 {
 		fail("BENCH_RATE", strconv.FormatFloat(b.Rate, 'g', -1, 64), "must not be negative (0: as fast as possible)")
@@ -190,4 +190,17 @@ func (b *Config) validateScenario(svc *bridge.Config, fail func(name, value, rea
 			fail(name, "", "point-to-point only: not with BRIDGE_BENCH_SCENARIO=work-pulling")
 		}
 	}
+}
+
+// window is BRIDGE_BENCH_WINDOW, or when it is unset the protocol's
+// default for the scenario: a point-to-point consumer's window, or a
+// work-pulling worker's demand.
+func (b *Config) window() int {
+	switch {
+	case b.Window > 0:
+		return b.Window
+	case b.Scenario == scenarioWorkPulling:
+		return delivery.DefaultWorkerWindow
+	}
+	return delivery.DefaultWindow
 }

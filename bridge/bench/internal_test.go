@@ -3,9 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
-	"reflect"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -92,10 +90,19 @@ func TestCountFor(t *testing.T) {
 }
 
 // TestWindowDefaultIsTheProtocols: the bench's window defaults to the
-// protocol's, as the service's does.
+// protocol's, as the service's does: a consumer's, or in the work-pulling
+// scenario a worker's.
 func TestWindowDefaultIsTheProtocols(t *testing.T) {
-	f, _ := reflect.TypeFor[Config]().FieldByName("Window")
-	if got := f.Tag.Get("default"); got != strconv.Itoa(delivery.DefaultWindow) {
-		t.Errorf("BRIDGE_BENCH_WINDOW defaults to %s; the protocol's window to %d", got, delivery.DefaultWindow)
+	var b Config
+	if got := b.window(); got != delivery.DefaultWindow {
+		t.Errorf("BRIDGE_BENCH_WINDOW unset gives %d; the protocol's window is %d", got, delivery.DefaultWindow)
+	}
+	b.Scenario = scenarioWorkPulling
+	if got := b.window(); got != delivery.DefaultWorkerWindow {
+		t.Errorf("BRIDGE_BENCH_WINDOW unset gives workers %d; the protocol's worker window is %d", got, delivery.DefaultWorkerWindow)
+	}
+	b.Window = 20
+	if got := b.window(); got != 20 {
+		t.Errorf("BRIDGE_BENCH_WINDOW=20 gives %d", got)
 	}
 }

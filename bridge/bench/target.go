@@ -93,7 +93,7 @@ func transportNamed(name string) (transport, bool) {
 // bench's window replacing BRIDGE_WINDOW.
 func openTarget(ctx context.Context, svc bridge.Config, b Config, t transport, log *slog.Logger) (*target, error) {
 	svc.Transport = t.carrier
-	svc.Window = b.Window
+	svc.Window = b.window()
 	return t.open(ctx, svc, b, log.With("bench", t.name))
 }
 

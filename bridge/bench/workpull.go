@@ -77,7 +77,7 @@ func (w workPlan) killPass() (count, workers, killAt int, ok bool) {
 // each count of workers, the protocol's work pulling and the broker's
 // competing consumers, taking turns; then the kill pass of each.
 func runWorkPulling(ctx context.Context, svc bridge.Config, b Config, log *slog.Logger, prog *progress) ([]report.Row, error) {
-	w := workPlan{count: b.Count, size: b.Size[0], window: b.Window, workers: b.Workers, cost: b.SinkCost}
+	w := workPlan{count: b.Count, size: b.Size[0], window: b.window(), workers: b.Workers, cost: b.SinkCost}
 	svc.Mode = "work-pulling"
 	svc.TCPListen = "producer" // the work-pulling producer listens, every worker dials it
 	var rows []report.Row
