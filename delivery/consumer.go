@@ -139,18 +139,15 @@ func (c *ConsumerController[T]) ReceiveBatch(ctx context.Context, dst []Delivery
 		return dst, err
 	}
 	dst = append(dst, d)
-	for len(dst) < max {
-		m, gen, ok := c.ready.tryPop()
-		if !ok {
-			break
-		}
+	c.ready.takeEach(max-len(dst), func(m readyMsg, gen *readyGen) bool {
 		d, err := c.delivery(m, gen)
 		if err != nil {
 			c.setAside(d, err)
-			break
+			return false
 		}
 		dst = append(dst, d)
-	}
+		return true
+	})
 	return dst, nil
 }
 

@@ -122,20 +122,33 @@ func (q *readyQueue) pop(ctx context.Context) (readyMsg, *readyGen, error) {
 	}
 }
 
-// tryPop hands out the next message if one is waiting.
-func (q *readyQueue) tryPop() (readyMsg, *readyGen, bool) {
+// takeEach hands f, one by one, up to max messages waiting, without
+// waiting for more, and stops early when f returns false (f has taken the
+// message it was given, either way). It returns how many f was given. f
+// runs under q.rmu: other receivers wait for it.
+func (q *readyQueue) takeEach(max int, f func(readyMsg, *readyGen) bool) int {
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
-	if m, g, ok := q.takeLocked(); ok {
-		return m, g, true
+	n := 0
+	for n < max {
+		if q.head == len(q.batch) {
+			q.mu.Lock()
+			refilled := q.refillLocked()
+			q.mu.Unlock()
+			if !refilled {
+				break
+			}
+		}
+		m := q.batch[q.head]
+		q.batch[q.head] = readyMsg{}
+		q.head++
+		n++
+		if !f(m, q.bgen) {
+			break
+		}
 	}
-	q.mu.Lock()
-	refilled := q.refillLocked()
-	q.mu.Unlock()
-	if !refilled {
-		return readyMsg{}, nil, false
-	}
-	return q.takeLocked()
+	q.handed.Add(uint64(n))
+	return n
 }
 
 // takeLocked takes the next message of the batch, if any; q.rmu must be

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"strconv"
 	"time"
@@ -61,8 +62,9 @@ func (s *Slab) Message(i, size int, at time.Time) []byte {
 var padding = bytes.Repeat([]byte{'x'}, 64<<10)
 
 // Parse reads the number and time of a Message. It reads the digits
-// itself, in one pass: the bench parses every message it receives, and
-// strconv's general parsing was a tenth of a tcp run's CPU.
+// itself, eight at a time: the bench parses every message it receives, and
+// strconv's general parsing was a tenth of a tcp run's CPU, a digit at a
+// time still 60 ns a message.
 func Parse(b []byte) (i int, at time.Time, ok bool) {
 	n, rest, ok1 := decimal(b)
 	if !ok1 || len(rest) == 0 {
@@ -75,18 +77,54 @@ func Parse(b []byte) (i int, at time.Time, ok bool) {
 	return int(n), time.Unix(0, ns), true
 }
 
-// decimal reads the non-negative decimal that fits an int64 at the start
-// of b, up to a space or b's end, and returns what follows it (the space
-// first).
+// decimal reads the non-negative decimal of at most 19 digits that fits an
+// int64 at the start of b, up to a space or b's end, and returns what
+// follows it (the space first).
 func decimal(b []byte) (int64, []byte, bool) {
-	var n int64
-	k := 0
-	for ; k < len(b) && b[k] != ' '; k++ {
-		d := int64(b[k]) - '0'
-		if d < 0 || d > 9 || n > (math.MaxInt64-d)/10 {
+	k := bytes.IndexByte(b, ' ')
+	if k < 0 {
+		k = len(b)
+	}
+	if k == 0 || k > 19 {
+		return 0, nil, false
+	}
+	// Below 10^19, so no step overflows a uint64: two groups of eight
+	// digits make at most 16, three more at most 19.
+	var n uint64
+	d := b[:k]
+	for len(d) >= 8 {
+		v, ok := eightDigits(d)
+		if !ok {
 			return 0, nil, false
 		}
-		n = n*10 + d
+		n = n*100_000_000 + v
+		d = d[8:]
 	}
-	return n, b[k:], k > 0
+	for _, c := range d {
+		c -= '0'
+		if c > 9 {
+			return 0, nil, false
+		}
+		n = n*10 + uint64(c)
+	}
+	if n > math.MaxInt64 {
+		return 0, nil, false
+	}
+	return int64(n), b[k:], true
+}
+
+// eightDigits reads the decimal b[:8], if those are eight ASCII digits,
+// with a few operations on the eight bytes as one word.
+func eightDigits(b []byte) (uint64, bool) {
+	x := binary.LittleEndian.Uint64(b)
+	// Each byte's high half is 3 (0x30 to 0x3f) and adding 6 keeps it
+	// there (0x30 to 0x39).
+	if x&0xf0f0f0f0f0f0f0f0|(x+0x0606060606060606)&0xf0f0f0f0f0f0f0f0>>4 != 0x3333333333333333 {
+		return 0, false
+	}
+	// Pairs of digits, then groups of four, then eight; the first digit is
+	// the lowest byte.
+	x = (x & 0x0f0f0f0f0f0f0f0f) * 2561 >> 8
+	x = (x & 0x00ff00ff00ff00ff) * 6553601 >> 16
+	return (x & 0x0000ffff0000ffff) * 42949672960001 >> 32, true
 }

@@ -2,6 +2,8 @@ package workload
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -80,5 +82,28 @@ func TestSlab(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { s.Message(1, 128, at) }); n > 0.05 {
 		t.Errorf("%v allocations per 128 B message", n)
+	}
+}
+
+// TestParseAgreesWithStrconv: every decimal Parse reads, from one digit to
+// nineteen, and with a wrong byte at each place, reads as strconv does.
+func TestParseAgreesWithStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		digits := 1 + rng.IntN(20)
+		b := make([]byte, digits)
+		for k := range b {
+			b[k] = byte('0' + rng.IntN(10))
+		}
+		if rng.IntN(4) == 0 {
+			b[rng.IntN(digits)] = byte(rng.IntN(256))
+		}
+		b = bytes.ReplaceAll(b, []byte{' '}, []byte{'a'}) // a space ends a number
+		want, err := strconv.ParseInt(string(b), 10, 64)
+		wantOK := err == nil && want >= 0 && digits <= 19 && !bytes.ContainsAny(b, "+-")
+		got, _, ok := decimal(append(b, ' '))
+		if ok != wantOK || ok && got != want {
+			t.Fatalf("%q: got %d, %v; strconv %d, %v", b, got, ok, want, wantOK)
+		}
 	}
 }
