@@ -219,14 +219,14 @@ func (m *modeRun) open(ctx context.Context, t *target, w plan, protocolCfg bridg
 	case report.Raw:
 		return t.raw(ctx, stream, w.size, m.deliver)
 	case report.Durable:
-		return reliablePipe(ctx, t.car, protocolCfg, stream, durableDir, log, m.deliver)
+		return reliablePipe(ctx, t.car, protocolCfg, stream, durableDir, log, m)
 	case report.Sealed:
-		return reliablePipe(ctx, t.car, t.cfg, stream, "", log, m.deliver)
+		return reliablePipe(ctx, t.car, t.cfg, stream, "", log, m)
 	case report.Headers:
-		return reliablePipe(ctx, t.car, protocolCfg, stream, "", log, m.deliver, benchHeaders())
+		return reliablePipe(ctx, t.car, protocolCfg, stream, "", log, m, benchHeaders())
 	case report.Traced:
-		return tracedPipe(ctx, t.car, protocolCfg, stream, w.traceSample, log, m.deliver)
+		return tracedPipe(ctx, t.car, protocolCfg, stream, w.traceSample, log, m)
 	default:
-		return reliablePipe(ctx, t.car, protocolCfg, stream, "", log, m.deliver)
+		return reliablePipe(ctx, t.car, protocolCfg, stream, "", log, m)
 	}
 }

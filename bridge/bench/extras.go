@@ -34,10 +34,10 @@ func benchHeaders() sendExtras {
 // share of the messages (parent based, trace ID ratio), its spans through
 // the SDK's batch span processor to an exporter that drops them: what
 // tracing costs the bridge, not what a collector costs.
-func tracedPipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config, stream string, share float64, log *slog.Logger, deliver deliverFunc) (*pipe, error) {
+func tracedPipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config, stream string, share float64, log *slog.Logger, recv receiver) (*pipe, error) {
 	cfg.Stream = stream
 	tr, stop := bridge.NewMessageTracer(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(share)), dropSpans{}, &cfg)
-	p, err := reliablePipe(ctx, car, cfg, stream, "", log, deliver, sendExtras{tracer: tr})
+	p, err := reliablePipe(ctx, car, cfg, stream, "", log, recv, sendExtras{tracer: tr})
 	if err != nil {
 		stop(context.Background())
 		return nil, err

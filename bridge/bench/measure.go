@@ -60,9 +60,13 @@ func newModeRun(mode string, count int) *modeRun {
 
 // deliver is the pipe's deliverFunc: it counts msg and says when the
 // round's last message is in.
-func (m *modeRun) deliver(msg []byte, now time.Time) {
+func (m *modeRun) deliver(msg []byte, now time.Time) { m.deliverAll([][]byte{msg}, now) }
+
+// deliverAll is deliver for a batch of messages received together, which
+// it counts at once.
+func (m *modeRun) deliverAll(msgs [][]byte, now time.Time) {
 	m.mu.Lock()
-	m.tally.Add(msg, now)
+	m.tally.AddAll(msgs, now)
 	m.mu.Unlock()
 	m.last.Store(now.UnixNano())
 	if m.tally.Distinct() >= m.target.Load() {

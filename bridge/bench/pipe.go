@@ -16,6 +16,15 @@ import (
 // pipe calls it from one goroutine at a time; msg is not kept.
 type deliverFunc func(msg []byte, now time.Time)
 
+// receiver takes what a pipe's consuming side received: a message at a
+// time, or, from a consumer that receives in batches, a batch at a time
+// (the bench's own counting then costs less per message). A pipe calls it
+// from one goroutine at a time; messages are not kept.
+type receiver interface {
+	deliver(msg []byte, now time.Time)
+	deliverAll(msgs [][]byte, now time.Time)
+}
+
 // pipe is one mode of a bench run: a way to move messages from a sending
 // side to a receiving side in this process, over one carrier. The
 // receiving side runs from the start and hands each message to the
@@ -50,7 +59,7 @@ func (p *pipe) fail(err error) {
 // The consumer confirms each batch it receives. With durableDir, the
 // producer keeps every message in a durable queue there until confirmed.
 // With extra, messages go with its headers, or traced by its tracer.
-func reliablePipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config, stream, durableDir string, log *slog.Logger, deliver deliverFunc, extra ...sendExtras) (*pipe, error) {
+func reliablePipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config, stream, durableDir string, log *slog.Logger, recv receiver, extra ...sendExtras) (*pipe, error) {
 	var ex sendExtras
 	if len(extra) > 0 {
 		ex = extra[0]
@@ -77,13 +86,23 @@ func reliablePipe(ctx context.Context, car *bridge.Carrier, cfg bridge.Config, s
 	received := make(chan struct{})
 	go func() {
 		defer close(received)
+		var msgs [][]byte
 		err := consumer.Consume(runCtx, 4096, func(_ context.Context, batch []delivery.Delivery[[]byte]) error {
 			now := time.Now()
-			for i := range batch {
-				span := ex.tracer.Process(&batch[i])
-				deliver(batch[i].Message, now)
-				ex.tracer.Confirmed(span)
+			if ex.tracer != nil {
+				for i := range batch {
+					span := ex.tracer.Process(&batch[i])
+					recv.deliver(batch[i].Message, now)
+					ex.tracer.Confirmed(span)
+				}
+				return nil
 			}
+			for i := range batch {
+				msgs = append(msgs, batch[i].Message)
+			}
+			recv.deliverAll(msgs, now)
+			clear(msgs)
+			msgs = msgs[:0]
 			return nil
 		})
 		if err != nil && runCtx.Err() == nil {

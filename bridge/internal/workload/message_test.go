@@ -107,3 +107,20 @@ func TestParseAgreesWithStrconv(t *testing.T) {
 		}
 	}
 }
+
+// TestTallyAddAll: a batch counts as its messages one by one do.
+func TestTallyAddAll(t *testing.T) {
+	at := time.Now()
+	one, all := NewTally(3), NewTally(3)
+	batch := [][]byte{Message(1, 64, at), Message(3, 64, at), Message(3, 64, at), []byte("not a message"), Message(4, 64, at)}
+	for _, m := range batch {
+		one.Add(m, at.Add(time.Millisecond))
+	}
+	all.AddAll(batch, at.Add(time.Millisecond))
+	for _, tl := range []*Tally{one, all} {
+		if tl.Distinct() != 2 || tl.Duplicates() != 1 || tl.Malformed() != 2 || tl.Delivered() != 5 || len(tl.Latencies()) != 2 {
+			t.Errorf("distinct %d, duplicates %d, malformed %d, delivered %d, latencies %d; want 2, 1, 2, 5, 2",
+				tl.Distinct(), tl.Duplicates(), tl.Malformed(), tl.Delivered(), len(tl.Latencies()))
+		}
+	}
+}

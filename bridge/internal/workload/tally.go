@@ -28,21 +28,37 @@ func NewTally(count int) *Tally {
 }
 
 // Add counts msg, received at now.
-func (t *Tally) Add(msg []byte, now time.Time) {
-	t.delivered.Add(1)
-	i, at, ok := Parse(msg)
-	if !ok || i < 1 || i >= len(t.seen) {
-		t.malformed.Add(1)
-		return
+func (t *Tally) Add(msg []byte, now time.Time) { t.AddAll([][]byte{msg}, now) }
+
+// AddAll counts msgs, all received at now, updating the counts once for
+// all of them: a consumer that receives in batches pays the atomic
+// updates once a batch rather than once a message.
+func (t *Tally) AddAll(msgs [][]byte, now time.Time) {
+	var distinct, duplicates, malformed int64
+	for _, msg := range msgs {
+		i, at, ok := Parse(msg)
+		switch {
+		case !ok || i < 1 || i >= len(t.seen):
+			malformed++
+		case t.seen[i]:
+			duplicates++
+		default:
+			t.seen[i] = true
+			distinct++
+			if len(t.latencies) < cap(t.latencies) {
+				t.latencies = append(t.latencies, now.Sub(at))
+			}
+		}
 	}
-	if t.seen[i] {
-		t.duplicates.Add(1)
-		return
+	t.delivered.Add(int64(len(msgs)))
+	if malformed > 0 {
+		t.malformed.Add(malformed)
 	}
-	t.seen[i] = true
-	t.distinct.Add(1)
-	if len(t.latencies) < cap(t.latencies) {
-		t.latencies = append(t.latencies, now.Sub(at))
+	if duplicates > 0 {
+		t.duplicates.Add(duplicates)
+	}
+	if distinct > 0 {
+		t.distinct.Add(distinct)
 	}
 }
 
