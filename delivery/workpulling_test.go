@@ -206,6 +206,17 @@ func TestWorkPullingDurableRestart(t *testing.T) {
 	for len(confirming.Got())+len(holding.Got()) < n {
 		time.Sleep(5 * time.Millisecond) // polling: every message handed out
 	}
+	// Every confirmation of the confirming worker reaches the producer
+	// before it stops: one still on its way would bring its message again
+	// after the restart, rightly (at least once), though no worker that
+	// had it died.
+	for _, i := range confirming.Got() {
+		select {
+		case <-confs[i].Done():
+		case <-ctx.Done():
+			t.Fatalf("message %d, confirmed by its worker, never confirmed to the producer", i)
+		}
+	}
 	confirmedBefore := map[int]bool{}
 	for _, conf := range confs {
 		if conf.Err() == nil && isDone(conf) {

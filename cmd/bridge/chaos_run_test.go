@@ -126,6 +126,7 @@ func (c *chaosRun) run(ctx context.Context, faults int) {
 			break
 		}
 		end := c.inject(f.kind)
+		c.awaitRestarted(f.kind)
 		rec, ok := c.recoveredAfter(ctx, end)
 		if !ok {
 			c.t.Fatalf("no progress after %s at message %d: %s", f.kind, f.at, c.diagnose())
@@ -199,6 +200,20 @@ func (c *chaosRun) inject(kind faultKind) time.Time {
 		c.rig.brokerFault(c.t)
 	}
 	return time.Now()
+}
+
+// awaitRestarted waits, after a kill, until the process started in its
+// place serves /healthz, which it does once its carrier is open. The
+// consumer may show progress before that, draining what the broker holds,
+// and a fault injected meanwhile would fail the new process's first
+// connection, which it reports and exits on, as it should.
+func (c *chaosRun) awaitRestarted(kind faultKind) {
+	switch kind {
+	case killConsumer:
+		waitStatus(c.t, "http://"+c.consHTTP+"/healthz", http.StatusOK)
+	case killProducer:
+		waitStatus(c.t, "http://"+c.httpAddr+"/healthz", http.StatusOK)
+	}
 }
 
 // client POSTs messages 1..n in order, each until a 202: a refused or
