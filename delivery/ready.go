@@ -93,32 +93,33 @@ func (q *readyQueue) signalReceivers() {
 func (q *readyQueue) pop(ctx context.Context) (readyMsg, *readyGen, error) {
 	for {
 		q.rmu.Lock()
-		if m, g, ok := q.takeLocked(); ok {
-			q.rmu.Unlock()
-			return m, g, nil
-		}
-		q.mu.Lock()
-		if q.refillLocked() {
+		if q.head == len(q.batch) {
+			// mu stays held from finding nothing to asking to be woken,
+			// so that no push falls between.
+			q.mu.Lock()
+			if !q.refillLocked() {
+				err, avail := q.err, q.avail
+				if err == nil {
+					q.waiting = true
+				}
+				q.mu.Unlock()
+				q.rmu.Unlock()
+				if err != nil {
+					return readyMsg{}, nil, err
+				}
+				select {
+				case <-avail:
+					continue
+				case <-ctx.Done():
+					return readyMsg{}, nil, ctx.Err()
+				}
+			}
 			q.mu.Unlock()
-			m, g, _ := q.takeLocked()
-			q.rmu.Unlock()
-			return m, g, nil
 		}
-		if q.err != nil {
-			err := q.err
-			q.mu.Unlock()
-			q.rmu.Unlock()
-			return readyMsg{}, nil, err
-		}
-		q.waiting = true
-		avail := q.avail
-		q.mu.Unlock()
+		m, g := q.takeLocked()
+		q.handed.Add(1)
 		q.rmu.Unlock()
-		select {
-		case <-avail:
-		case <-ctx.Done():
-			return readyMsg{}, nil, ctx.Err()
-		}
+		return m, g, nil
 	}
 }
 
@@ -139,11 +140,8 @@ func (q *readyQueue) takeEach(max int, f func(readyMsg, *readyGen) bool) int {
 				break
 			}
 		}
-		m := q.batch[q.head]
-		q.batch[q.head] = readyMsg{}
-		q.head++
 		n++
-		if !f(m, q.bgen) {
+		if !f(q.takeLocked()) {
 			break
 		}
 	}
@@ -151,17 +149,13 @@ func (q *readyQueue) takeEach(max int, f func(readyMsg, *readyGen) bool) int {
 	return n
 }
 
-// takeLocked takes the next message of the batch, if any; q.rmu must be
-// held.
-func (q *readyQueue) takeLocked() (readyMsg, *readyGen, bool) {
-	if q.head == len(q.batch) {
-		return readyMsg{}, nil, false
-	}
+// takeLocked takes the next message of the batch, which must hold one, and
+// its numbering; q.rmu must be held. The caller counts it handed.
+func (q *readyQueue) takeLocked() (readyMsg, *readyGen) {
 	m := q.batch[q.head]
 	q.batch[q.head] = readyMsg{}
 	q.head++
-	q.handed.Add(1)
-	return m, q.bgen, true
+	return m, q.bgen
 }
 
 // refillLocked makes everything pushed the receivers' batch, giving the
