@@ -62,21 +62,15 @@ func newReadyQueue() *readyQueue {
 	return q
 }
 
-// push appends complete messages of the current numbering and returns an
-// empty slice to gather the next ones in: msgs's own storage, or, when
-// nothing was waiting, that of the queue, which takes msgs as it is rather
-// than copying it. The controller's goroutine only.
+// push appends complete messages of the current numbering, and returns
+// msgs emptied to gather the next ones in. The controller's goroutine only.
 func (q *readyQueue) push(msgs []readyMsg) []readyMsg {
 	q.mu.Lock()
 	q.pushed += uint64(len(msgs))
-	if len(q.items) == 0 {
-		q.items, msgs = msgs, q.items
-	} else {
-		q.items = append(q.items, msgs...)
-		clear(msgs)
-	}
+	q.items = append(q.items, msgs...)
 	q.signalReceivers()
 	q.mu.Unlock()
+	clear(msgs)
 	return msgs[:0]
 }
 
