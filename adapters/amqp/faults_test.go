@@ -114,6 +114,13 @@ func TestDeletedQueuesResume(t *testing.T) {
 			}
 			t.Logf("deleted %s with %d frames in it", queues[k], purged)
 		})
+		// Until the end that consumes the queue notices, so that both
+		// deletions fall under a running stream (a window's messages may
+		// come in one frame, and the stream end right after them).
+		consuming := []*amqp.Link{consumerLink, producerLink}[k]
+		for consuming.Stats().Cancels == 0 && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond) // polling: the link tells no event of a cancel
+		}
 	})
 	adaptertest.CheckExactlyOnceInOrder(t, got, n)
 	p.Stop(ctx)
