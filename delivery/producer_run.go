@@ -105,6 +105,7 @@ func (r *producerRun[T]) run(ctx context.Context) (err error) {
 	}
 	r.p.epoch.Store(r.epoch)
 	r.pump = newPump(r.p.link, controlFrame, r.s.Logger, &r.p.stats.linkCounters)
+	r.out.spare = r.pump.spare
 	pumpCtx, cancelPump := context.WithCancel(context.Background())
 	r.pump.start(pumpCtx)
 	r.firstTimer = time.NewTimer(time.Hour)
@@ -192,7 +193,12 @@ func (r *producerRun[T]) failPending() {
 // with a durable queue, into the next store.
 func (r *producerRun[T]) takeIntake(batch []accepted) {
 	chunk := r.s.ChunkSize
+	oversized := false
 	for _, a := range batch {
+		// Taken by Send before the consumer's limit reached the intake:
+		// the consumer would drop it, and its confirmation of the skipped
+		// numbers would tell the sender it was delivered.
+		oversized = oversized || r.consumerMax > 0 && len(a.payload) > r.consumerMax
 		for i := 0; i < a.chunks; i++ {
 			var e entry
 			if i == 0 {
@@ -228,6 +234,9 @@ func (r *producerRun[T]) takeIntake(batch []accepted) {
 		r.stored = r.accepted
 		r.p.stats.stored.Store(uint64(r.stored))
 		r.storeWaits.resolveUpTo(r.stored, func(c *Confirmation) { c.resolveStored(nil) })
+	}
+	if oversized {
+		r.refuseOversized(r.consumerMax)
 	}
 	r.p.stats.accepted.Store(uint64(r.accepted))
 	r.p.stats.heldBytes.Store(int64(r.heldBytes))
