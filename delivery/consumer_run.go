@@ -101,6 +101,7 @@ func newConsumerRun[T any](c *ConsumerController[T]) *consumerRun[T] {
 
 func (r *consumerRun[T]) run(ctx context.Context) (err error) {
 	r.pump = newPump(r.c.link, dataFrame, r.s.Logger, &r.c.stats.linkCounters)
+	r.out.spare = r.pump.spare
 	pumpCtx, cancelPump := context.WithCancel(context.Background())
 	r.pump.start(pumpCtx)
 	r.retry = time.NewTimer(time.Hour)

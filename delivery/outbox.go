@@ -12,6 +12,7 @@ type outbox struct {
 	open    bool // the last frame takes more messages
 	openHdr frameHeader
 	max     int
+	spare   <-chan []byte // buffers the writer has done with; nil: the pool's only
 }
 
 // reserve returns the frame that the next n bytes of messages under header h
@@ -24,9 +25,25 @@ func (o *outbox) reserve(h frameHeader, n int) *[]byte {
 			return last
 		}
 	}
-	o.frames = append(o.frames, appendFrameHeader(getFrameBuf(min(o.max, frameHeaderMax+n)), h))
+	o.frames = append(o.frames, appendFrameHeader(o.newFrame(min(o.max, frameHeaderMax+n)), h))
 	o.open, o.openHdr = true, h
 	return &o.frames[len(o.frames)-1]
+}
+
+// newFrame returns an empty buffer that holds at least size bytes: one the
+// writer sent before, if it has one back, which has grown to the size
+// frames take under load, so that a frame is neither allocated nor copied
+// as it grows.
+func (o *outbox) newFrame(size int) []byte {
+	select {
+	case b := <-o.spare:
+		if cap(b) >= size {
+			return b[:0]
+		}
+		putFrameBuf(b)
+	default:
+	}
+	return getFrameBuf(size)
 }
 
 // backlog is the number of frames waiting for the writer, the open one
@@ -50,8 +67,11 @@ func (o *outbox) taken() {
 	}
 }
 
-// frames returned by the writer are reused; a pool keeps the steady state
-// free of allocation.
+// Frames the writer has sent are reused: first through the pump's own
+// spares (see pump.recycle), then through a pool. The pool alone did not
+// keep the steady state free of allocation: the collector, which a busy
+// stream runs every few milliseconds, empties it, and every frame then
+// started at 4 KiB and was copied each time it doubled.
 var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // getFrameBuf returns an empty buffer that holds at least size bytes

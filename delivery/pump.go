@@ -51,6 +51,7 @@ type pump struct {
 
 	in    chan inbound // reader -> controller
 	out   chan []byte  // controller -> writer; unbuffered, so a frame waits in the outbox while the writer is busy
+	spare chan []byte  // writer -> controller: sent frames' buffers, for the outbox to reuse
 	fatal chan error   // the link failed for good
 	// writerDone is closed when the writer returns, so a graceful stop can
 	// wait for the last frames to go out while the reader still runs.
@@ -63,6 +64,7 @@ func newPump(link Link, expect frameKind, log *slog.Logger, counters *linkCounte
 		link: link, expect: expect, log: log, counters: counters,
 		in:         make(chan inbound, 16),
 		out:        make(chan []byte),
+		spare:      make(chan []byte, spareFrames),
 		fatal:      make(chan error, 2),
 		writerDone: make(chan struct{}),
 	}
@@ -156,6 +158,23 @@ func (p *pump) read(ctx context.Context) {
 	}
 }
 
+// spareFrames is how many sent frames' buffers a pump keeps for its
+// outbox: one being filled while one is sent, and some slack.
+const spareFrames = 4
+
+// recycle hands a sent frame's buffer back to the outbox, or, when the
+// outbox has spares enough, to the pool.
+func (p *pump) recycle(f []byte) {
+	if cap(f) > 4*DefaultMaxFrameSize {
+		return // an outsized buffer is not worth keeping
+	}
+	select {
+	case p.spare <- f:
+	default:
+		putFrameBuf(f)
+	}
+}
+
 func (p *pump) write(ctx context.Context) {
 	defer p.wg.Done()
 	defer close(p.writerDone)
@@ -167,7 +186,7 @@ func (p *pump) write(ctx context.Context) {
 				return
 			}
 			err := p.link.Send(ctx, f)
-			putFrameBuf(f)
+			p.recycle(f)
 			switch {
 			case err == nil:
 				p.counters.framesSent.Add(1)
