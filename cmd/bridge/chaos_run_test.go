@@ -50,8 +50,9 @@ type chaosRun struct {
 }
 
 type producerKill struct {
-	at   time.Time
-	life int
+	at      time.Time
+	life    int
+	written int // the highest message written by then
 }
 
 type faultRecord struct {
@@ -183,7 +184,13 @@ func (c *chaosRun) inject(kind faultKind) time.Time {
 	case killProducer:
 		kill(c.producer)
 		c.mu.Lock()
-		c.kills = append(c.kills, producerKill{at: time.Now(), life: len(c.lives) - 1})
+		highest := 0
+		for _, ids := range c.lives {
+			if len(ids) > 0 {
+				highest = max(highest, slices.Max(ids))
+			}
+		}
+		c.kills = append(c.kills, producerKill{at: time.Now(), life: len(c.lives) - 1, written: highest})
 		c.mu.Unlock()
 		c.startProducer()
 	case cutLink:
