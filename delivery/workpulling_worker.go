@@ -241,21 +241,30 @@ func (w *WorkPullingProducerController[T]) followDemand(wk *wpWorker) {
 	defer tick.Stop()
 	heartbeat := encodeHeartbeat()
 	in := wk.p.intake
-	for looked := false; ; looked = true {
+	var watched chan struct{}
+	for {
 		in.mu.Lock()
 		demand, closed := in.demand, in.err != nil
 		in.mu.Unlock()
 		if closed {
 			demand = nil
 		}
-		if !looked {
-			// The worker's registration may have granted its window before
-			// this goroutine took the channel: that demand tells no more.
+		if demand != watched {
+			// The intake replaces its channel only when it closes it, as
+			// demand appears, so a new channel means demand appeared since
+			// the last look, however this goroutine woke (a tick may win
+			// over the closed channel). Told only now, with the channel of
+			// the next change in hand: told before taking it, a sender could
+			// use up the demand, and the worker grant more, in between, and
+			// that grant would close a channel no one watched; a sender then
+			// waited for demand the worker had granted, and the stream
+			// stalled. The first time round, the worker's registration may
+			// have granted its window before this goroutine took any channel.
 			w.broadcast()
+			watched = demand
 		}
 		select {
 		case <-demand:
-			w.broadcast()
 		case <-tick.C:
 			wk.link.heartbeat(heartbeat, w.s.HeartbeatInterval)
 		case <-wk.stop:
