@@ -183,6 +183,7 @@ func feed(ctx context.Context, p *pipe, first, n, size int, perSecond float64) e
 	start := time.Now()
 	var wait *time.Timer
 	var slab workload.Slab // an allocation per message was a tenth of a tcp run's CPU
+	clock := workload.NewClock()
 	for k := range n {
 		if perSecond > 0 {
 			if d := time.Until(start.Add(time.Duration(float64(k) / perSecond * float64(time.Second)))); d > 0 {
@@ -198,7 +199,7 @@ func feed(ctx context.Context, p *pipe, first, n, size int, perSecond float64) e
 				}
 			}
 		}
-		if err := p.send(ctx, slab.Message(first+k, size, time.Now())); err != nil {
+		if err := p.send(ctx, slab.Message(first+k, size, clock.Now())); err != nil {
 			return err
 		}
 	}

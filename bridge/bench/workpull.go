@@ -223,8 +223,9 @@ func runWorkPass(ctx context.Context, t *target, m workMechanism, w workPlan, n,
 // for the broker's acknowledgements where it has them.
 func feedWork(ctx context.Context, p *workPipe, n, size int) error {
 	var slab workload.Slab
+	clock := workload.NewClock()
 	for i := 1; i <= n; i++ {
-		if err := p.send(ctx, slab.Message(i, size, time.Now())); err != nil {
+		if err := p.send(ctx, slab.Message(i, size, clock.Now())); err != nil {
 			return err
 		}
 	}

@@ -124,3 +124,23 @@ func TestTallyAddAll(t *testing.T) {
 		}
 	}
 }
+
+// TestClock: the clock's stamps follow the wall clock and never go back.
+func TestClock(t *testing.T) {
+	before := time.Now()
+	c := NewClock()
+	prev := c.Now()
+	for range 1000 {
+		now := c.Now()
+		if now.Before(prev) {
+			t.Fatalf("the clock went back from %v to %v", prev, now)
+		}
+		prev = now
+	}
+	after := time.Now()
+	// Wall clock readings only: a stamp travels in a message as Unix
+	// nanoseconds.
+	if got := prev.UnixNano(); got < before.UnixNano() || got > after.UnixNano() {
+		t.Errorf("stamp %d outside the wall clock's %d to %d", got, before.UnixNano(), after.UnixNano())
+	}
+}
