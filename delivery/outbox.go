@@ -85,8 +85,11 @@ func getFrameBuf(size int) []byte {
 }
 
 func putFrameBuf(b []byte) {
-	if cap(b) > 4*DefaultMaxFrameSize {
-		return // an outsized buffer is not worth keeping
+	if worthKeeping(b) {
+		frameBufs.Put(&b)
 	}
-	frameBufs.Put(&b)
 }
+
+// worthKeeping reports whether a sent frame's buffer is worth reusing: an
+// outsized one is not.
+func worthKeeping(b []byte) bool { return cap(b) <= 4*DefaultMaxFrameSize }

@@ -165,8 +165,8 @@ const spareFrames = 4
 // recycle hands a sent frame's buffer back to the outbox, or, when the
 // outbox has spares enough, to the pool.
 func (p *pump) recycle(f []byte) {
-	if cap(f) > 4*DefaultMaxFrameSize {
-		return // an outsized buffer is not worth keeping
+	if !worthKeeping(f) {
+		return
 	}
 	select {
 	case p.spare <- f:
