@@ -74,7 +74,7 @@ func newReader(cfg *Config, conns *connTracker, topic string, maxMessageBytes in
 		MaxBytes:        FetchBatches * maxMessageBytes,
 		MaxWait:         cfg.FetchMaxWait,
 		ReadLagInterval: -1,
-		ReadBackoffMin:  firstRetryBackoff,
+		ReadBackoffMin:  ReaderRedialBackoff,
 		ReadBackoffMax:  cfg.RetryBackoff,
 		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) {
 			log.Debug("kafka-go reader", "topic", topic, "msg", fmt.Sprintf(format, args...))

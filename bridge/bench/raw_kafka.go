@@ -141,6 +141,7 @@ func rawKafkaPipe(ctx context.Context, admin *kafkago.Client, transport *kafkago
 		MaxWait:         kafkacarrier.DefaultFetchMaxWait,
 		QueueCapacity:   16,
 		ReadLagInterval: -1,
+		ReadBackoffMin:  kafkacarrier.ReaderRedialBackoff, // as the carrier: kafka-go's 100 ms would set raw's tail
 	})
 	recvCtx, stop := context.WithCancel(context.Background())
 	received := make(chan struct{})
