@@ -10,6 +10,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	kafkacarrier "github.com/bridge-mq/bridge/adapters/kafka"
 	"github.com/bridge-mq/bridge/bridge/bench/report"
 )
 
@@ -84,6 +85,7 @@ func kafkaGroupPipe(ctx context.Context, admin *kafkago.Client, transport *kafka
 			HeartbeatInterval: kafkaGroupHeartbeat, SessionTimeout: session, RebalanceTimeout: session,
 			JoinGroupBackoff: 100 * time.Millisecond, CommitInterval: kafkaGroupCommitEvery,
 			MaxWait: 100 * time.Millisecond, ReadLagInterval: -1,
+			ReadBackoffMin: kafkacarrier.ReaderRedialBackoff, // as the carrier's Reader
 		})
 		r := readers[k]
 		wg.Go(func() {
