@@ -19,6 +19,27 @@ func BenchmarkDelivery128B(b *testing.B) { benchDelivery(b, 128) }
 
 func BenchmarkDelivery64KiB(b *testing.B) { benchDelivery(b, 64<<10) }
 
+// BenchmarkDelivery128BBatched is BenchmarkDelivery128B with the consumer
+// taking up to 4096 messages at a time and confirming each batch by its
+// last, as the service's sinks consume (ConsumerController.Consume).
+func BenchmarkDelivery128BBatched(b *testing.B) {
+	payload := make([]byte, 128)
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	b.StopTimer()
+	rawPipe, _ := memory.NewPipe(memory.Options{})
+	raw := adaptertest.LinkRate(b, rawPipe.Producer(), rawPipe.Consumer(), b.N, payload)
+	rawPipe.Close()
+
+	pipe, _ := memory.NewPipe(memory.Options{})
+	s := adaptertest.NewBenchStream(b, pipe.Producer(), pipe.Consumer(), delivery.ProducerSettings{}, delivery.ConsumerSettings{})
+	defer s.Close()
+	b.StartTimer()
+	reliable := s.BatchRate(b.N, payload, 4096)
+	b.StopTimer()
+	adaptertest.ReportRates(b, reliable, raw)
+}
+
 // BenchmarkDelivery128BHeaders is BenchmarkDelivery128B with the bench's
 // three headers of 32 bytes on every message: its ratio against
 // BenchmarkDelivery128B's is what headers cost.

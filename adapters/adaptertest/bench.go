@@ -77,6 +77,30 @@ func (s *BenchStream) RateWithHeaders(n int, payload []byte, h delivery.Headers)
 	return float64(n) / time.Since(start).Seconds()
 }
 
+// BatchRate is Rate with the consumer taking what waits, up to limit
+// messages at a time (ReceiveBatch), and confirming each batch by its last
+// message, as the service's sinks do (Consume).
+func (s *BenchStream) BatchRate(n int, payload []byte, limit int) float64 {
+	s.tb.Helper()
+	start := time.Now()
+	go func() {
+		for range n {
+			if _, err := s.producer.Send(s.ctx, payload); err != nil {
+				return
+			}
+		}
+	}()
+	var batch []delivery.Delivery[[]byte]
+	for got := 0; got < n; got += len(batch) {
+		var err error
+		if batch, err = s.consumer.ReceiveBatch(s.ctx, batch[:0], limit); err != nil {
+			s.tb.Fatal(err)
+		}
+		batch[len(batch)-1].Confirm()
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
 // Close stops the controllers and waits for them.
 func (s *BenchStream) Close() {
 	s.producer.Close()
