@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"flag"
 	"fmt"
 	"strings"
 	"testing"
@@ -14,6 +15,16 @@ import (
 // pipe and report, from the same run, the rate of reliable delivery
 // (msgs/s), of the raw pipe carrying one message per frame with no protocol
 // (raw-msgs/s), and their ratio. ns/op is the reliable path's.
+
+// benchWindow sets the consumer's window in the delivery benchmarks (0:
+// DefaultWindow), as in `go test -bench Delivery -args -window 65536`:
+// over the memory pipe the window of 16384 binds at 128 B, where a round
+// trip of the window takes longer than sending half of it.
+var benchWindow = flag.Int("window", 0, "the consumer's window in the delivery benchmarks (0: DefaultWindow)")
+
+func benchConsumerSettings() delivery.ConsumerSettings {
+	return delivery.ConsumerSettings{Window: *benchWindow}
+}
 
 func BenchmarkDelivery128B(b *testing.B) { benchDelivery(b, 128) }
 
@@ -32,7 +43,7 @@ func BenchmarkDelivery128BBatched(b *testing.B) {
 	rawPipe.Close()
 
 	pipe, _ := memory.NewPipe(memory.Options{})
-	s := adaptertest.NewBenchStream(b, pipe.Producer(), pipe.Consumer(), delivery.ProducerSettings{}, delivery.ConsumerSettings{})
+	s := adaptertest.NewBenchStream(b, pipe.Producer(), pipe.Consumer(), delivery.ProducerSettings{}, benchConsumerSettings())
 	defer s.Close()
 	b.StartTimer()
 	reliable := s.BatchRate(b.N, payload, 4096)
@@ -65,7 +76,7 @@ func benchDelivery(b *testing.B, size int, headers ...delivery.Header) {
 	rawPipe.Close()
 
 	pipe, _ := memory.NewPipe(memory.Options{})
-	s := adaptertest.NewBenchStream(b, pipe.Producer(), pipe.Consumer(), delivery.ProducerSettings{}, delivery.ConsumerSettings{})
+	s := adaptertest.NewBenchStream(b, pipe.Producer(), pipe.Consumer(), delivery.ProducerSettings{}, benchConsumerSettings())
 	defer s.Close()
 	b.StartTimer()
 	reliable := s.RateWithHeaders(b.N, payload, headers)

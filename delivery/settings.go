@@ -27,8 +27,15 @@ const (
 	// 326,000. What it costs is latency at full speed, which is queueing:
 	// over tcp p50 4.2 ms against 0.5 (at a fixed rate the window does not
 	// bind and latency is the same). At 64 KiB the bytes bind first and
-	// nothing changes. A work-pulling worker's demand has its own default,
-	// DefaultWorkerWindow.
+	// nothing changes. Measured again on 2026-12-04 (a faster 2-core
+	// machine), 65536 against 16384 gave nothing over tcp or any broker
+	// (tcp 3.19M and 2.27M msgs/s against 2.98M and 2.67M, alternating;
+	// the brokers within 10% either way, p99 at full speed higher). Only
+	// over the memory pipe, where a window's round trip is a few
+	// milliseconds at 4M msgs/s, does 16384 bind: 65536 (the window in
+	// bytes then binding at 32768) gave BenchmarkDelivery128B 4.7M to 4.9M
+	// msgs/s against 3.1M to 4.2M. A work-pulling worker's demand has its
+	// own default, DefaultWorkerWindow.
 	DefaultWindow = 16384
 
 	// DefaultResendMin is the consumer's first retry interval: after this
