@@ -34,21 +34,9 @@ func BenchmarkDelivery64KiB(b *testing.B) { benchDelivery(b, 64<<10) }
 // taking up to 4096 messages at a time and confirming each batch by its
 // last, as the service's sinks consume (ConsumerController.Consume).
 func BenchmarkDelivery128BBatched(b *testing.B) {
-	payload := make([]byte, 128)
-	b.SetBytes(int64(len(payload)))
-	b.ReportAllocs()
-	b.StopTimer()
-	rawPipe, _ := memory.NewPipe(memory.Options{})
-	raw := adaptertest.LinkRate(b, rawPipe.Producer(), rawPipe.Consumer(), b.N, payload)
-	rawPipe.Close()
-
-	pipe, _ := memory.NewPipe(memory.Options{})
-	s := adaptertest.NewBenchStream(b, pipe.Producer(), pipe.Consumer(), delivery.ProducerSettings{}, benchConsumerSettings())
-	defer s.Close()
-	b.StartTimer()
-	reliable := s.BatchRate(b.N, payload, 4096)
-	b.StopTimer()
-	adaptertest.ReportRates(b, reliable, raw)
+	benchMemoryPipe(b, 128, func(s *adaptertest.BenchStream, payload []byte) float64 {
+		return s.BatchRate(b.N, payload, 4096)
+	})
 }
 
 // BenchmarkDelivery128BHeaders is BenchmarkDelivery128B with the bench's
@@ -67,6 +55,14 @@ func benchHeaders() delivery.Headers {
 }
 
 func benchDelivery(b *testing.B, size int, headers ...delivery.Header) {
+	benchMemoryPipe(b, size, func(s *adaptertest.BenchStream, payload []byte) float64 {
+		return s.RateWithHeaders(b.N, payload, headers)
+	})
+}
+
+// benchMemoryPipe measures the raw memory pipe with b.N messages of size
+// bytes, then reliable delivery over another by rate, and reports both.
+func benchMemoryPipe(b *testing.B, size int, rate func(s *adaptertest.BenchStream, payload []byte) float64) {
 	payload := make([]byte, size)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
@@ -79,7 +75,7 @@ func benchDelivery(b *testing.B, size int, headers ...delivery.Header) {
 	s := adaptertest.NewBenchStream(b, pipe.Producer(), pipe.Consumer(), delivery.ProducerSettings{}, benchConsumerSettings())
 	defer s.Close()
 	b.StartTimer()
-	reliable := s.RateWithHeaders(b.N, payload, headers)
+	reliable := rate(s, payload)
 	b.StopTimer()
 	adaptertest.ReportRates(b, reliable, raw)
 }
