@@ -52,9 +52,9 @@ func TestCheckHeaderByWords(t *testing.T) {
 			t.Fatalf("name %q value %q: accepted %v, want %v", name, value, got, want)
 		}
 		if nameOK(name) {
-			lower := bytes.Clone(name)
-			if lowerASCII(lower); !bytes.Equal(lower, bytes.ToLower(name)) {
-				t.Fatalf("name %q lowered to %q", name, lower)
+			prefix := []byte("x")
+			if lower := appendLower(prefix, string(name)); !bytes.Equal(lower[1:], bytes.ToLower(name)) || lower[0] != 'x' {
+				t.Fatalf("name %q lowered to %q", name, lower[1:])
 			}
 		}
 	}

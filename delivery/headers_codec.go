@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"encoding/binary"
+	"slices"
 	"unsafe"
 )
 
@@ -17,9 +18,7 @@ func appendHeaders(dst []byte, h Headers) []byte {
 	dst = appendLen(dst, len(h))
 	for _, x := range h {
 		dst = appendLen(dst, len(x.Name))
-		n := len(dst)
-		dst = append(dst, x.Name...)
-		lowerASCII(dst[n:])
+		dst = appendLower(dst, x.Name)
 		dst = appendLen(dst, len(x.Value))
 		dst = append(dst, x.Value...)
 	}
@@ -81,25 +80,31 @@ func encodeHeaders(h Headers) ([]byte, error) {
 	return storeHeaders(h), nil
 }
 
-// lowerASCII puts b, checked ASCII, in lower case, a word at a time, the
-// last word overlapping the one before it (lowering twice changes
-// nothing). The last word is read before any is written: read after the
-// write it overlaps, it would wait for that store.
-func lowerASCII(b []byte) {
-	if len(b) < 8 {
-		for i, c := range b {
+// appendLower appends s, checked ASCII, in lower case: a word at a time,
+// read from s and written once, the last word overlapping the one before
+// it (lowering twice changes nothing). Lowering the bytes after appending
+// them read back words just written byte-wise, which the store buffer
+// cannot forward: that read was the codec's hottest line.
+func appendLower(dst []byte, s string) []byte {
+	n := len(s)
+	if n < 8 {
+		for i := range n {
+			c := s[i]
 			if 'A' <= c && c <= 'Z' {
-				b[i] = c + 'a' - 'A'
+				c += 'a' - 'A'
 			}
+			dst = append(dst, c)
 		}
-		return
+		return dst
 	}
-	last := len(b) - 8
-	tail := lowerWord(binary.LittleEndian.Uint64(b[last:]))
-	for i := 0; i < last; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], lowerWord(binary.LittleEndian.Uint64(b[i:])))
+	at := len(dst)
+	dst = slices.Grow(dst, n)[:at+n]
+	b := dst[at:]
+	for i := 0; i < n-8; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], lowerWord(load8(s, i)))
 	}
-	binary.LittleEndian.PutUint64(b[last:], tail)
+	binary.LittleEndian.PutUint64(b[n-8:], lowerWord(load8(s, n-8)))
+	return dst
 }
 
 // appendLen appends n as a varint.
