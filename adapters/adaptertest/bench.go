@@ -54,19 +54,7 @@ func (s *BenchStream) Rate(n int, payload []byte) float64 {
 func (s *BenchStream) RateWithHeaders(n int, payload []byte, h delivery.Headers) float64 {
 	s.tb.Helper()
 	start := time.Now()
-	go func() {
-		for range n {
-			var err error
-			if h == nil {
-				_, err = s.producer.Send(s.ctx, payload)
-			} else {
-				_, _, err = s.producer.SendMessage(s.ctx, delivery.Outgoing[[]byte]{Message: payload, Headers: h})
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	go s.send(n, payload, h)
 	for range n {
 		d, err := s.consumer.Receive(s.ctx)
 		if err != nil {
@@ -83,13 +71,7 @@ func (s *BenchStream) RateWithHeaders(n int, payload []byte, h delivery.Headers)
 func (s *BenchStream) BatchRate(n int, payload []byte, limit int) float64 {
 	s.tb.Helper()
 	start := time.Now()
-	go func() {
-		for range n {
-			if _, err := s.producer.Send(s.ctx, payload); err != nil {
-				return
-			}
-		}
-	}()
+	go s.send(n, payload, nil)
 	var batch []delivery.Delivery[[]byte]
 	for got := 0; got < n; got += len(batch) {
 		var err error
@@ -99,6 +81,22 @@ func (s *BenchStream) BatchRate(n int, payload []byte, limit int) float64 {
 		batch[len(batch)-1].Confirm()
 	}
 	return float64(n) / time.Since(start).Seconds()
+}
+
+// send sends n copies of payload with headers h (through SendMessage;
+// none, through Send), until one fails (the stream is closing).
+func (s *BenchStream) send(n int, payload []byte, h delivery.Headers) {
+	for range n {
+		var err error
+		if h == nil {
+			_, err = s.producer.Send(s.ctx, payload)
+		} else {
+			_, _, err = s.producer.SendMessage(s.ctx, delivery.Outgoing[[]byte]{Message: payload, Headers: h})
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // Close stops the controllers and waits for them.
